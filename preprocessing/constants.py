@@ -1,0 +1,58 @@
+"""Constants shared by the whole pipeline, each with its derivation.
+
+Everything that must agree between decoding, feature extraction, the store and
+the model lives here, so there is exactly one place to change it.
+"""
+
+#: Video frames per second after decoding; ffmpeg's ``fps`` filter resamples
+#: every source (23.976, 29.97, 30, 60, variable) to this rate.
+FPS = 25
+
+#: Audio sample rate in Hz after decoding (mono, float32).
+SAMPLE_RATE = 16000
+
+#: Audio hop in samples: one audio frame per video frame at :data:`FPS`.
+HOP_LENGTH = SAMPLE_RATE // FPS  # 640
+
+#: Number of MFCC coefficients.
+N_MFCC = 40
+
+#: The seven emotions, in AFEW/EmotiW (alphabetical) order. Class index ``i``
+#: always means ``CLASSES[i]``.
+CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
+
+#: Lower-case aliases used by corpora, mapped onto :data:`CLASSES`.
+#: Labels that have no AFEW class (``contempt``) are absent and are skipped.
+LABEL_ALIASES = {
+    "angry": "Angry", "anger": "Angry", "ang": "Angry",
+    "disgust": "Disgust", "disgusted": "Disgust", "dis": "Disgust",
+    "fear": "Fear", "fearful": "Fear", "fea": "Fear", "afraid": "Fear",
+    "happy": "Happy", "happiness": "Happy", "hap": "Happy", "joy": "Happy",
+    "neutral": "Neutral", "neu": "Neutral", "calm": "Neutral",
+    "sad": "Sad", "sadness": "Sad",
+    "surprise": "Surprise", "surprised": "Surprise", "sur": "Surprise",
+}
+
+#: Video file suffixes recognised when scanning folders (lower case).
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".flv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp")
+
+#: Audio-only file suffixes recognised when scanning folders (lower case).
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aac")
+
+
+def normalise_label(label):
+    """Map a corpus label onto :data:`CLASSES`.
+
+    Parameters
+    ----------
+    label : str
+        Any spelling known to :data:`LABEL_ALIASES` (case-insensitive), or a
+        canonical class name.
+
+    Returns
+    -------
+    str or None
+        The canonical class name, or ``None`` if the label has no AFEW class
+        (e.g. ``contempt``).
+    """
+    return LABEL_ALIASES.get(str(label).strip().lower())
