@@ -1,0 +1,116 @@
+"""The ``emonet`` command: a thin layer over library functions.
+
+Subcommands: ``extract`` (dataset -> HDF5 feature store), ``train``,
+``evaluate``, ``predict``. Every user error ends in one line on stderr and exit
+status 2; a batch in which some clips failed exits with status 1.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from preprocessing.errors import ConfigError, EmonetError
+
+#: Exit status when some clips of a batch failed (the rest was processed).
+EXIT_SOME_FAILED = 1
+#: Exit status for a user error (bad arguments, missing folder, ...).
+EXIT_USAGE = 2
+
+
+def _add_extract(sub):
+    from preprocessing.datasets import LAYOUTS
+    from preprocessing.faces import DEFAULT_DETECTOR, DETECTORS
+    from preprocessing.jobs import ExtractParams
+
+    defaults = ExtractParams()
+    p = sub.add_parser("extract", help="decode clips into an HDF5 feature store (resumable)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("dataset_dir", type=Path, help="dataset folder")
+    p.add_argument("--layout", choices=LAYOUTS, default="afew", help="folder layout of the dataset")
+    p.add_argument("--csv", dest="csv_path", type=Path, default=None, help="manifest CSV for --layout csv")
+    p.add_argument("--out", "-o", type=Path, required=True, help="HDF5 store to create or complete")
+    p.add_argument("--workers", "-j", type=int, default=None,
+                   help="local worker processes (default: CPU count; 0 = in this process)")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--split", choices=("train", "val", "test"), default=None, help="extract one split only")
+    p.add_argument("--crop-size", "--crop_size", type=int, default=defaults.crop_size,
+                   help="side of stored face crops in pixels")
+    p.add_argument("--max-frames", "--max_frames", type=int, default=defaults.max_frames,
+                   help="cap on frames per clip (uniform sampling beyond)")
+    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help="face detector")
+    p.add_argument("--keep-frames", "--keep_frames", action="store_true", help="also store whole frames")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_extract)
+
+
+def cmd_extract(args):
+    """``emonet extract``: build or complete a feature store; prints a summary."""
+    from preprocessing.datasets import build_manifest
+    from preprocessing.jobs import ExtractParams, run_extraction
+    from preprocessing.store import FeatureStore, check_output_path
+
+    if args.workers is not None and args.workers < 0:
+        raise ConfigError(f"--workers: must be >= 0; received {args.workers}")
+    out = check_output_path(args.out)
+    manifest = build_manifest(args.dataset_dir, layout=args.layout, csv_path=args.csv_path)
+    records = manifest.by_split(args.split) if args.split else list(manifest)
+    for relpath, reason in manifest.skipped:
+        print(f"not included: {relpath}: {reason}", file=sys.stderr)
+    params = ExtractParams(crop_size=args.crop_size, max_frames=args.max_frames,
+                           detector=args.detector, keep_frames=args.keep_frames)
+    print(f"extracting {len(records)} clips from {args.dataset_dir} ({args.layout} layout) -> {out}",
+          file=sys.stderr)
+    summary = run_extraction(records, out, params, workers=args.workers, scheduler=args.scheduler,
+                             progress=not args.no_progress)
+    with FeatureStore(out) as store:
+        print(describe_store(store))
+    print(summary.line(out))
+    return EXIT_SOME_FAILED if summary.failed else 0
+
+
+def describe_store(store):
+    """A short human summary of a store: clips per split and label, face and audio coverage."""
+    from collections import Counter
+
+    rows = store.index()
+    by_split = Counter(r["split"] for r in rows)
+    by_label = Counter((r["split"], r["label"] or "?") for r in rows)
+    lines = [f"store {store.path}: {len(rows)} clips, {len(store.failures())} recorded failures"]
+    for split in sorted(by_split):
+        labels = ", ".join(f"{label} {n}" for (s, label), n in sorted(by_label.items()) if s == split)
+        lines.append(f"  {split:5s} {by_split[split]:5d} clips: {labels}")
+    if rows:
+        with_video = [r for r in rows if r["has_video"]]
+        face_rate = sum(r["face_rate"] for r in with_video) / max(1, len(with_video))
+        lines.append(f"  frames stored: {sum(r['n_frames'] for r in rows)}; face found in "
+                     f"{100 * face_rate:.1f}% of frames; audio in {sum(bool(r['has_audio']) for r in rows)} "
+                     f"clips ({sum(bool(r['audio_silent']) for r in rows)} silent or absent)")
+        lines.append(f"  per clip: faces {store.params['crop_size']}x{store.params['crop_size']} RGB, "
+                     f"{len(store.audio_feature_names)} audio functionals, MFCC sequence "
+                     f"({store.params['n_mfcc']} per 1/25 s)")
+    return "\n".join(lines)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="emonet", description="Audio-visual emotion recognition for video clips.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_extract(sub)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``emonet`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except EmonetError as exc:
+        print(f"emonet {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"emonet {args.command}: interrupted; finished clips are kept, run again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
