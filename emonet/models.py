@@ -249,8 +249,8 @@ def build_resnet20(*, image_size=64, width=16, embedding_dim=64, name="frame_enc
 
     A thin variant of :func:`build_resnet` with ``stack_sizes=(3, 3, 3)`` and
     ``filters=(width, 2 * width, 4 * width)``: 19 conv3x3 + 2 projection 1x1
-    Conv2D layers; 272,474 parameters at ``width=16`` (of which 1,344 are BN
-    moving statistics).
+    Conv2D layers; 273,392 parameters at ``width=16`` (271,824 trainable, 1,568
+    BN moving statistics).
 
     Parameters
     ----------

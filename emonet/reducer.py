@@ -33,6 +33,7 @@ Examples
 
 import numbers
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -195,7 +196,7 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             else:
                 X = validate_data(self, X, dtype=np.float64)
         except ValueError as err:
-            raise ReducerError(_first_line(err)) from err
+            raise ReducerError(_one_line(err)) from err
         n_samples, n_features = X.shape
         self._check_expected_classes(y, expected, n_samples)
 
@@ -297,7 +298,7 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         try:
             X_arr = check_array(X, dtype=np.float64)
         except ValueError as err:
-            raise ReducerError(_first_line(err)) from err
+            raise ReducerError(_one_line(err)) from err
         if X_arr.shape[1] != self.n_features_in_:
             raise ReducerError(
                 f"X has {X_arr.shape[1]} features, but AudioReducer is expecting "
@@ -306,7 +307,7 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         try:  # feature-name consistency (DataFrames); counts already agree
             validate_data(self, X, reset=False, skip_check_array=True)
         except ValueError as err:
-            raise ReducerError(_first_line(err)) from err
+            raise ReducerError(_one_line(err)) from err
         Z = (X_arr - self.mean_) / self.scale_
         if self.mode == "none":
             return Z
@@ -494,9 +495,9 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {key: npz[key] for key in npz.files}
         except (OSError, ValueError, EOFError) as err:
-            raise ModelError(f"{path}: not a readable pickle-free reducer .npz ({_first_line(err)})") from err
+            raise ModelError(f"{path}: not a readable pickle-free reducer .npz ({_one_line(err)})") from err
         except Exception as err:  # zipfile.BadZipFile and friends from a damaged file
-            raise ModelError(f"{path}: damaged reducer .npz ({type(err).__name__}: {_first_line(err)})") from err
+            raise ModelError(f"{path}: damaged reducer .npz ({type(err).__name__}: {_one_line(err)})") from err
         return cls.from_arrays(arrays, source=str(path))
 
     # ------------------------------------------------------------------ checks
@@ -563,9 +564,13 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 # ---------------------------------------------------------------------- numerics
 
 
-def _first_line(err):
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+def _one_line(err, limit=300):
+    """``err`` as one line of at most ``limit`` characters, without array dumps."""
+    text = re.sub(r"array=\[.*?\]\.", "", str(err), flags=re.DOTALL)
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    if not text:
+        return type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _feature_scale(X, mean):

@@ -1,0 +1,139 @@
+"""The HDF5 feature store: round trip, resume, parameter check, locking, and kill -9 safety."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from preprocessing import store as store_mod
+from preprocessing.errors import StoreError
+from preprocessing.store import ClipFeatures, FeatureStore, StoreWriter, clip_key
+
+PARAMS = {"crop_size": 8, "fps": 25}
+NAMES = ["f0", "f1", "f2"]
+
+
+def clip(i, n_frames=5):
+    rng = np.random.default_rng(i)
+    return ClipFeatures(
+        key=clip_key(f"Train_AFEW/Happy/clip {i} é.mp4"),
+        arrays={"faces": rng.integers(0, 255, (n_frames, 8, 8, 3), dtype=np.uint8),
+                "face_found": np.ones(n_frames, bool), "audio_functionals": rng.normal(size=3).astype(np.float32)},
+        attrs={"label": "Happy", "label_index": 3, "split": "train", "n_frames": n_frames, "speaker": None},
+    )
+
+
+def writer(path, params=PARAMS):
+    return StoreWriter(path, params=params, versions={"numpy": np.__version__}, audio_feature_names=NAMES)
+
+
+def test_round_trip_and_lazy_reading(tmp_path):
+    path = tmp_path / "f.h5"
+    with writer(path) as w:
+        for i in range(3):
+            w.write_clip(clip(i))
+        w.write_failure("bad.mp4", relpath="bad.mp4", source="/x/bad.mp4", reason="/x/bad.mp4: empty file (0 bytes)")
+    assert not (tmp_path / "f.h5.pending").exists()
+    with FeatureStore(path) as s:
+        assert len(s) == 3 and s.audio_feature_names == NAMES and s.params == PARAMS
+        key = clip(1).key
+        assert key == "Train_AFEW|Happy|clip 1 é.mp4" and key in s
+        faces = s.clip(key)["faces"]
+        assert isinstance(faces, h5py.Dataset) and faces.compression == "gzip"
+        np.testing.assert_array_equal(faces[2:4], clip(1).arrays["faces"][2:4])
+        assert s.attrs(key)["label"] == "Happy" and s.attrs(key)["speaker"] == ""
+        assert s.failures()["bad.mp4"]["reason"].endswith("empty file (0 bytes)")
+        assert [r["key"] for r in s.index(split="train")] == s.keys()
+
+
+def test_resume_skips_done_clips_and_success_clears_failure(tmp_path):
+    path = tmp_path / "f.h5"
+    with writer(path) as w:
+        w.write_clip(clip(0))
+        w.write_failure(clip(1).key, relpath="r", source="s", reason="broken")
+    with writer(path) as w:
+        assert w.done == {clip(0).key}
+        w.write_clip(clip(1))
+    with FeatureStore(path) as s:
+        assert len(s) == 2 and s.failures() == {}
+
+
+def test_other_parameters_are_refused(tmp_path):
+    path = tmp_path / "f.h5"
+    writer(path).close()
+    with pytest.raises(StoreError, match="crop_size: store has 8, requested 16"):
+        writer(path, params={"crop_size": 16, "fps": 25})
+
+
+def test_one_writer_at_a_time(tmp_path):
+    path = tmp_path / "f.h5"
+    with writer(path):
+        with pytest.raises(StoreError, match="another extraction job"):
+            writer(path)
+
+
+@pytest.mark.parametrize("setup,match", [
+    (lambda p: p.mkdir(), "is a directory"),
+    (lambda p: None, "does not exist"),
+])
+def test_unwritable_output(tmp_path, setup, match):
+    target = tmp_path / "f.h5" if match != "does not exist" else tmp_path / "missing" / "f.h5"
+    setup(target)
+    with pytest.raises(StoreError, match=match):
+        writer(target)
+
+
+def test_not_a_store(tmp_path):
+    path = tmp_path / "f.h5"
+    path.write_text("hello")
+    with pytest.raises(StoreError, match="not a readable HDF5"):
+        FeatureStore(path)
+    with pytest.raises(StoreError, match="no such feature store"):
+        FeatureStore(tmp_path / "none.h5")
+
+
+WRITER_LOOP = textwrap.dedent("""
+    import sys, numpy as np
+    sys.path.insert(0, {tests!r})
+    from preprocessing import store as store_mod
+    from test_store import clip, writer
+    store_mod.MIN_COMMIT_BYTES = 1          # commit all the time: the riskiest schedule
+    store_mod.COMMIT_RATIO = 0.0
+    with writer({path!r}) as w:
+        for i in range(400):
+            if clip(i).key not in w.done:
+                w.write_clip(clip(i, n_frames=40))
+                print(i, flush=True)
+""")
+
+
+def test_kill_9_at_any_moment_leaves_a_readable_store_and_resume_completes(tmp_path):
+    path = tmp_path / "f.h5"
+    script = WRITER_LOOP.format(tests=os.path.dirname(__file__), path=str(path))
+    rng = np.random.default_rng(0)
+    counts = []
+    for attempt in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.0 + rng.uniform(0, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with FeatureStore(path) as s:  # opens and reads after every kill
+            counts.append(len(s))
+            for key in s.keys()[-3:]:
+                assert s.clip(key)["faces"].shape == (40, 8, 8, 3)
+                s.clip(key)["faces"][()]
+    assert counts == sorted(counts)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr.decode()[-500:]
+    with FeatureStore(path) as s:
+        assert len(s) == 400
+        assert json.loads(h5py.File(path, "r").attrs["params"]) == PARAMS
+        for i in (0, 199, 399):
+            np.testing.assert_array_equal(s.clip(clip(i).key)["faces"][()], clip(i, n_frames=40).arrays["faces"])
