@@ -9,7 +9,9 @@ is singular. :class:`AudioReducer` therefore
 2. takes the ``C - 1`` LDA axes of the standardised data, with the pooled
    within-class covariance shrunk towards a scaled identity (Ledoit-Wolf by default);
 3. fills the remaining dimensions with the PCA-whitened principal components of what
-   LDA leaves: the standardised data with the LDA subspace projected out.
+   LDA leaves: the standardised data minus its least-squares fit on the LDA scores,
+   so on the training data the PCA dims are uncorrelated with the LDA dims and with
+   each other.
 
 The output width is capped by what the training data support (numerical rank of the
 standardised data, at most ``min(n_samples - 1, n_features)``); a cap is recorded in
@@ -91,9 +93,10 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         no shrinkage (a singular scatter is pseudo-inverted). ``mode="lda"`` only.
     whiten : bool, default=True
         ``True``: every output dim has unit variance on the training data (ddof=1).
-        ``False``: every output dim is the projection of the standardised clip onto
-        a unit-length direction (PCA directions orthonormal; LDA directions
-        unit-length but not mutually orthogonal). Ignored when ``mode="none"``.
+        ``False``: LDA dims are projections of the standardised clip onto unit-length
+        directions, PCA dims are coordinates of the residual along orthonormal
+        directions (their training variance is ``pca_explained_variance_``).
+        Ignored when ``mode="none"``.
     expected_classes : None, int or sequence of labels, default=None
         When given, ``fit`` checks that ``y`` holds every expected class and nothing
         else: an int ``k`` means the class ids ``0 .. k-1`` (use 7 for
@@ -107,9 +110,10 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Training standard deviation of each feature (ddof=0); 1.0 for constant
         features.
     components_ : np.ndarray [shape=(n_components_, n_features_in_)]
-        Projection applied to the standardised clips: ``out = z @ components_.T``.
-        Rows ``0 .. n_lda_components_-1`` are the LDA axes, the rest residual PCA.
-        The identity in ``mode="none"``.
+        Projection applied to the standardised clips ``z = (x - mean_) / scale_``:
+        ``out = z @ components_.T``. Rows ``0 .. n_lda_components_-1`` are the LDA
+        axes (decreasing discriminant ratio), the rest residual PCA (decreasing
+        variance). The identity in ``mode="none"``.
     n_components_ : int
         Output width of :meth:`transform`.
     n_lda_components_ : int
@@ -216,6 +220,10 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.mean_ = X.mean(axis=0)
         self.scale_ = _feature_scale(X, self.mean_)
         Z = (X - self.mean_) / self.scale_
+        # Centre again in standardised units: for a feature whose offset dwarfs its
+        # spread (x = 50 +- 1e-3) the rounding of mean_ leaves column sums of ~1e-10,
+        # a spurious direction that whitening would blow up to unit variance.
+        Z -= Z.mean(axis=0)
         self.warnings_ = []
         self.n_lda_components_ = 0
         self.lda_eigenvalues_ = np.zeros(0)
@@ -249,15 +257,19 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             rows.append(lda_rows[:n_lda])
             self.n_lda_components_ = n_lda
             self.lda_eigenvalues_ = eigenvalues[:n_lda]
-            residual = _project_out(Z, lda_rows[:n_lda]) if n_lda else Z
         else:
-            n_lda, lda_rank, residual = 0, 0, Z
+            n_lda = 0
 
         n_pca_wanted = n_components - n_lda
         pca_rank = 0
         if n_pca_wanted > 0:
+            residual, regression = _residual(Z, rows[0]) if n_lda else (Z, None)
             pca_rows, variances, pca_rank = _pca_axes(residual, z_norm=z_norm, whiten=whiten)
-            rows.append(pca_rows[:n_pca_wanted])
+            pca_rows = pca_rows[:n_pca_wanted]
+            if regression is not None:
+                # map a direction v of the residual onto the clip: r @ v = z @ (v - (C v) L)
+                pca_rows = pca_rows - (pca_rows @ regression.T) @ rows[0]
+            rows.append(pca_rows)
             self.pca_explained_variance_ = variances[:n_pca_wanted]
 
         self.components_ = np.vstack(rows) if rows else np.zeros((0, n_features))
@@ -338,7 +350,9 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             "whiten": np.array(bool(self.whiten)),
             "mean_": np.asarray(self.mean_, dtype=np.float64),
             "scale_": np.asarray(self.scale_, dtype=np.float64),
-            "components_": np.asarray(self.components_, dtype=np.float64),
+            # the identity of mode="none" is rebuilt on load instead of stored
+            "components_": (np.zeros((0, 0)) if self.mode == "none"
+                            else np.asarray(self.components_, dtype=np.float64)),
             "n_features_in_": np.array(int(self.n_features_in_), dtype=np.int64),
             "n_components_": np.array(int(self.n_components_), dtype=np.int64),
             "n_lda_components_": np.array(int(self.n_lda_components_), dtype=np.int64),
@@ -392,7 +406,14 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise ModelError(f"{source}: reducer format must be {FORMAT!r}; received {fmt!r}")
 
         def scalar(key, kind):
-            return kind(np.asarray(arrays[key]).item())
+            value = np.asarray(arrays[key])
+            if value.size != 1:
+                raise ModelError(f"{source}: reducer array {key!r} must hold one value; received shape {value.shape}")
+            return kind(value.item())
+
+        mode = scalar("mode", str)
+        if mode not in MODES:
+            raise ModelError(f"{source}: reducer mode must be one of {MODES}; received {mode!r}")
 
         expected = None
         if "expected_classes" in arrays:
@@ -400,15 +421,18 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             expected = value.item() if value.ndim == 0 else tuple(value.tolist())
         reducer = cls(
             n_components=scalar("n_components", int),
-            mode=scalar("mode", str),
+            mode=mode,
             shrinkage=_shrinkage_from_str(scalar("shrinkage", str), source),
             whiten=scalar("whiten", bool),
             expected_classes=expected,
         )
         reducer.mean_ = np.asarray(arrays["mean_"], dtype=np.float64)
         reducer.scale_ = np.asarray(arrays["scale_"], dtype=np.float64)
-        reducer.components_ = np.asarray(arrays["components_"], dtype=np.float64)
         reducer.n_features_in_ = scalar("n_features_in_", int)
+        if reducer.mode == "none":
+            reducer.components_ = np.eye(reducer.n_features_in_)
+        else:
+            reducer.components_ = np.asarray(arrays["components_"], dtype=np.float64)
         reducer.n_components_ = scalar("n_components_", int)
         reducer.n_lda_components_ = scalar("n_lda_components_", int)
         reducer.lda_eigenvalues_ = np.asarray(arrays["lda_eigenvalues_"], dtype=np.float64)
@@ -429,8 +453,6 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         for key, (got, want) in shapes.items():
             if got != want:
                 raise ModelError(f"{source}: reducer array {key!r} must have shape {want}; received {got}")
-        if reducer.mode not in MODES:
-            raise ModelError(f"{source}: reducer mode must be one of {MODES}; received {reducer.mode!r}")
         if not (np.all(np.isfinite(reducer.components_)) and np.all(reducer.scale_ > 0)
                 and np.all(np.isfinite(reducer.mean_))):
             raise ModelError(f"{source}: reducer arrays contain non-finite values or a non-positive scale_")
@@ -678,10 +700,28 @@ def _lda_axes(Z, y_idx, n_classes, *, shrinkage, whiten):
     return _sign_flip(W.T), s[:rank] ** 2, a, rank
 
 
-def _project_out(Z, rows):
-    """``Z`` minus its orthogonal projection on the span of ``rows`` [shape=(k, p)]."""
-    Q, _ = np.linalg.qr(rows.T)
-    return Z - (Z @ Q) @ Q.T
+def _residual(Z, lda_rows):
+    """What the LDA axes leave of ``Z``: the least-squares residual on the LDA scores.
+
+    Parameters
+    ----------
+    Z : np.ndarray [shape=(n, p)]
+        Standardised training clips.
+    lda_rows : np.ndarray [shape=(k, p)]
+        LDA directions ``L``.
+
+    Returns
+    -------
+    residual : np.ndarray [shape=(n, p)]
+        ``Z - S @ coef`` with ``S = Z @ L.T``; its columns are uncorrelated with the
+        LDA scores on the training data, so the PCA dims built from it carry no
+        (linear) copy of the LDA dims.
+    coef : np.ndarray [shape=(k, p)]
+        Regression of ``Z`` on ``S``; a clip's residual is ``z - (z @ L.T) @ coef``.
+    """
+    scores = Z @ lda_rows.T
+    coef = np.linalg.lstsq(scores, Z, rcond=None)[0]
+    return Z - scores @ coef, coef
 
 
 def _pca_axes(R, *, z_norm, whiten):

@@ -12,9 +12,6 @@ decodes it. Two products:
 
 Analysis settings (all module constants, with their reasons):
 
-* The clip's DC offset (its mean) is removed first: it is inaudible, would
-  otherwise leak into the lowest mel band, and makes a constant signal look
-  perfectly periodic. A constant signal therefore analyses as digital silence.
 * Frames are centred (``center=True``, zero padding of ``N_FFT // 2`` on each
   side): ``1 + len(y) // 640`` frames, frame ``i`` centred on sample ``640 * i``.
 * Window :data:`N_FFT` = 1024 samples (64 ms, Hann): longer than the 40 ms hop so
@@ -286,10 +283,8 @@ def is_silent(y, *, threshold_db=-60.0):
 # Frame-level analysis
 # ---------------------------------------------------------------------------
 
-def _prepare(y):
-    """Remove the DC offset and zero-pad at the end to at least one window."""
-    if y.size:
-        y = (y - np.mean(y, dtype=np.float64)).astype(np.float32)
+def _pad_to_window(y):
+    """Zero-pad at the end so the signal holds at least one window."""
     if y.size < N_FFT:
         y = np.pad(y, (0, N_FFT - y.size))
     return y
@@ -329,10 +324,14 @@ def _periodicity(power):
     spectrum; dividing by the Hann window's own autocorrelation removes the
     taper (Boersma 1993). The result is the highest local maximum of the
     normalised autocorrelation at lags between 1/PITCH_FMAX and 1/PITCH_FMIN.
+    Bins below PITCH_FMIN are left out first, so a DC offset or rumble (which
+    correlates with itself at every lag) does not count as voicing.
     """
     window = scipy.signal.get_window("hann", N_FFT, fftbins=True)
     window_ac = np.fft.irfft(np.abs(np.fft.rfft(window)) ** 2, n=N_FFT)
-    frame_ac = np.fft.irfft(power.astype(np.float64), n=N_FFT, axis=0)
+    spectrum = power.astype(np.float64)  # a copy: the caller's spectrogram is not touched
+    spectrum[: int(np.ceil(PITCH_FMIN_HZ * N_FFT / SAMPLE_RATE))] = 0.0
+    frame_ac = np.fft.irfft(spectrum, n=N_FFT, axis=0)
     lo = int(np.floor(SAMPLE_RATE / PITCH_FMAX_HZ))
     hi = int(np.ceil(SAMPLE_RATE / PITCH_FMIN_HZ))
     lags = slice(lo - 1, hi + 2)
@@ -430,7 +429,7 @@ def audio_functionals(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     _check_sr(sr)
     n_mfcc = _check_n_mfcc(n_mfcc)
     names = feature_names(n_mfcc=n_mfcc)
-    y = _prepare(y)
+    y = _pad_to_window(y)
 
     power = _power_spectrogram(y)
     magnitude = np.sqrt(power)
@@ -527,7 +526,7 @@ def mfcc_sequence(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC, n_frames=None):
 
     natural = 0 if y.size == 0 else 1 + y.size // HOP_LENGTH
     if natural:
-        mfcc = _mfcc_from_power(_power_spectrogram(_prepare(y)), n_mfcc).T[:natural]
+        mfcc = _mfcc_from_power(_power_spectrogram(_pad_to_window(y)), n_mfcc).T[:natural]
     else:
         mfcc = np.zeros((0, n_mfcc))
     mfcc = np.asarray(mfcc, dtype=np.float32)

@@ -1,0 +1,180 @@
+"""Run configurations: one YAML file per experiment, strict keys, resolved before training.
+
+A config file has the sections below; every key has a default except
+``data.root`` (required). Unknown keys are an error, so a typo never silently
+falls back to a default. Relative paths are relative to the config file.
+A ``smoke:`` section may hold overrides of the same shape; ``--smoke`` applies
+them (a quick variant of the same experiment).
+
+Examples
+--------
+>>> cfg = load_config("experiments/composite_fusion.yaml")   # doctest: +SKIP
+>>> cfg["model"]["mode"]                                     # doctest: +SKIP
+'fusion'
+"""
+
+import copy
+import json
+from pathlib import Path
+
+import yaml
+
+from preprocessing.errors import ConfigError
+
+#: Every key with its default. ``None`` marks "no default"; ``REQUIRED`` must be given.
+REQUIRED = "<required>"
+
+DEFAULTS = {
+    "name": None,               # run name; default: the config file's stem
+    "seed": 0,                  # seeds Python, NumPy and TensorFlow; part of the run folder name
+    "output_dir": "../runs",    # parent of run folders
+    "description": "",
+    "data": {
+        "root": REQUIRED,       # dataset folder (extracted on the way) or an existing .h5 store
+        "layout": "afew",       # folder layout (preprocessing.datasets.LAYOUTS)
+        "store": None,          # feature store path; default: <output_dir>/<root name>_features.h5
+        "train_split": "train",
+        "val_split": "val",
+        "workers": None,        # extraction worker processes (None = CPU count)
+    },
+    "extract": {
+        "crop_size": 64,        # stored face crop side, px
+        "max_frames": 150,      # frames kept per clip (6 s at 25 fps)
+        "detector": "haar",
+        "keep_frames": False,
+    },
+    "model": {
+        "mode": "fusion",       # fusion | video | audio
+        "image_size": 48,       # frame side fed to ResNet-20, px (crops are resized)
+        "n_frames": 16,         # frames sampled per clip for the LSTM
+        "embedding_dim": 64,    # ResNet-20 output width
+        "lstm_units": 128,
+        "audio_dim": 512,       # reducer output width (capped by the data)
+        "reducer": "lda",       # lda | pca | none
+        "head_dropout": 0.5,
+    },
+    "train": {
+        "schedule": "two_stage",    # two_stage | end_to_end
+        "optimizer": "adam",        # adam | sgd (momentum)
+        "learning_rate": 1.0e-3,
+        "momentum": 0.9,            # sgd only
+        "weight_decay": 1.0e-4,
+        "batch_size": 32,
+        "frame_epochs": 20,         # stage 1: frame CNN on single frames
+        "frames_per_clip": 4,       # stage 1: frames drawn per clip per epoch
+        "epochs": 60,               # stage 2 (or end-to-end) epochs, upper bound
+        "patience": 12,             # early stopping on validation UAR
+        "lr_schedule": "cosine",    # cosine | constant | plateau
+        "class_weights": True,
+        "augment": True,            # crop, flip, brightness on frames
+        "fine_tune_epochs": 0,      # two_stage: optional end-to-end epochs afterwards
+        "ablation": True,           # fusion runs also train audio-only and video-only heads
+    },
+    "smoke": None,              # overrides for --smoke
+}
+
+_CHOICES = {
+    ("model", "mode"): ("fusion", "video", "audio"),
+    ("model", "reducer"): ("lda", "pca", "none"),
+    ("train", "schedule"): ("two_stage", "end_to_end"),
+    ("train", "optimizer"): ("adam", "sgd"),
+    ("train", "lr_schedule"): ("cosine", "constant", "plateau"),
+    ("data", "train_split"): ("train", "val", "test"),
+    ("data", "val_split"): ("train", "val", "test"),
+}
+
+_POSITIVE = {
+    ("model", "image_size"), ("model", "n_frames"), ("model", "embedding_dim"), ("model", "lstm_units"),
+    ("model", "audio_dim"), ("train", "learning_rate"), ("train", "batch_size"), ("train", "frames_per_clip"),
+    ("train", "epochs"), ("extract", "crop_size"), ("extract", "max_frames"),
+}
+
+
+def _merge(defaults, given, source, prefix=""):
+    """Defaults overlaid with ``given``, refusing keys the defaults do not have."""
+    if not isinstance(given, dict):
+        raise ConfigError(f"{source}: section {prefix or 'top level'} must be a mapping; received {given!r}")
+    merged = copy.deepcopy(defaults)
+    for key, value in given.items():
+        where = f"{prefix}{key}"
+        if key not in defaults:
+            known = ", ".join(sorted(defaults))
+            raise ConfigError(f"{source}: unknown key {where!r} (known keys here: {known})")
+        if isinstance(defaults[key], dict):
+            merged[key] = _merge(defaults[key], value or {}, source, prefix=f"{where}.")
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate(cfg, source):
+    for (section, key), choices in _CHOICES.items():
+        if cfg[section][key] not in choices:
+            raise ConfigError(f"{source}: {section}.{key} must be one of {', '.join(choices)}; "
+                              f"received {cfg[section][key]!r}")
+    for section, key in _POSITIVE:
+        value = cfg[section][key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"{source}: {section}.{key} must be a positive number; received {value!r}")
+    for section, key in [("train", "frame_epochs"), ("train", "fine_tune_epochs"), ("train", "patience")]:
+        value = cfg[section][key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{source}: {section}.{key} must be an integer >= 0; received {value!r}")
+    if cfg["data"]["root"] in (REQUIRED, None, ""):
+        raise ConfigError(f"{source}: data.root is required (a dataset folder or a .h5 feature store)")
+    if not isinstance(cfg["seed"], int) or isinstance(cfg["seed"], bool):
+        raise ConfigError(f"{source}: seed must be an integer; received {cfg['seed']!r}")
+
+
+def resolve_config(raw, *, source="config", base_dir=".", smoke=False):
+    """Defaults + ``raw`` (+ its smoke overrides), validated, with absolute paths.
+
+    Parameters
+    ----------
+    raw : dict
+        Parsed YAML.
+    source : str
+        Name used in error messages (the file path).
+    base_dir : str or os.PathLike
+        Folder that relative paths are relative to.
+    smoke : bool
+        Apply the ``smoke:`` overrides.
+
+    Returns
+    -------
+    dict
+        The resolved configuration (JSON-serialisable).
+    """
+    cfg = _merge(DEFAULTS, raw or {}, source)
+    if smoke:
+        if not cfg["smoke"]:
+            raise ConfigError(f"{source}: --smoke given but the config has no smoke: section")
+        overrides = {k: v for k, v in cfg["smoke"].items() if k != "smoke"}
+        cfg = _merge(cfg, overrides, f"{source} (smoke)")
+        cfg["name"] = f"{cfg['name'] or Path(source).stem}_smoke"
+    cfg["smoke"] = None
+    _validate(cfg, source)
+    base = Path(base_dir).absolute()
+    cfg["name"] = cfg["name"] or Path(source).stem
+    cfg["output_dir"] = str((base / cfg["output_dir"]).resolve())
+    cfg["data"]["root"] = str((base / cfg["data"]["root"]).resolve())
+    if cfg["data"]["store"]:
+        cfg["data"]["store"] = str((base / cfg["data"]["store"]).resolve())
+    return cfg
+
+
+def load_config(path, *, smoke=False):
+    """Read and resolve a YAML run config (see :func:`resolve_config`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    return resolve_config(raw, source=str(path), base_dir=path.parent, smoke=smoke)
+
+
+def dump_config(cfg, path):
+    """Write a resolved config as YAML (keys in definition order)."""
+    Path(path).write_text(yaml.safe_dump(json.loads(json.dumps(cfg)), sort_keys=False), encoding="utf-8")
