@@ -91,10 +91,83 @@ def describe_store(store):
     return "\n".join(lines)
 
 
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a run declared by a YAML config, then evaluate it",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("config", type=Path, help="experiment config, e.g. experiments/composite_fusion.yaml")
+    p.add_argument("--smoke", action="store_true", help="apply the config's smoke: overrides (quick variant)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--overwrite", action="store_true", help="start an existing run folder again from scratch")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args):
+    """``emonet train``: train, evaluate on the validation split, print where the run is."""
+    from .train import train_from_config
+    run_dir = train_from_config(args.config, smoke=args.smoke, resume=args.resume, overwrite=args.overwrite)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="metrics, confusion matrix, ablation and baselines of a run",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", type=Path, help="run directory written by emonet train")
+    p.add_argument("--data", type=Path, default=None,
+                   help="feature store (.h5) or dataset folder to evaluate on (default: the run's val split)")
+    p.add_argument("--out", type=Path, default=None, help="folder for the results (default: in the run)")
+    p.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args):
+    from .evaluate import evaluate_run
+    evaluate_run(args.run_dir, data=args.data, out_dir=args.out, baselines=not args.no_baselines)
+    return 0
+
+
+def _add_predict(sub):
+    from .predict import FORMATS
+    p = sub.add_parser("predict", help="classify clips: top emotion and the seven probabilities",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("clips", nargs="+", type=Path, help="clip files")
+    p.add_argument("--model", "-m", type=Path, required=True, help="run directory of a trained model")
+    p.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format")
+    p.add_argument("--output", "-o", type=Path, default=None, help="write the output to this file")
+    p.add_argument("--submission", type=Path, default=None,
+                   help="also write EmotiW-style label files (<clip>.txt) into this folder")
+    p.add_argument("--batch-size", "--batch_size", type=int, default=16, help="clips per model call")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args):
+    from .predict import format_results, predict_clips, write_submission
+    results, failures = predict_clips(args.clips, args.model, batch_size=args.batch_size,
+                                      progress=not args.no_progress)
+    text = format_results(results, args.format)
+    if args.output:
+        args.output.write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {len(results)} predictions to {args.output}", file=sys.stderr)
+    else:
+        print(text)
+    if args.submission:
+        write_submission(results, args.submission)
+        print(f"wrote {len(results)} label files to {args.submission}", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} of {len(args.clips)} clips failed: "
+              + "; ".join(Path(p).name for p, _ in failures), file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="emonet", description="Audio-visual emotion recognition for video clips.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_extract(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_predict(sub)
     return parser
 
 

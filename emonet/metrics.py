@@ -183,11 +183,12 @@ def format_report(report, *, title=""):
                      f"{', '.join(report['absent_classes'])}")
 
     lines += ["", "confusion matrix (rows = true class, columns = predicted class)"]
-    cell = max(width, 9)
     corner = "true \\ pred"
-    lines.append(f"{corner:<{cell}}" + "".join(f"{name[:cell - 1]:>{cell}}" for name in names))
+    first = max(width, len(corner) + 1)
+    cell = max(len(name) for name in names) + 1
+    lines.append(f"{corner:<{first}}" + "".join(f"{name:>{cell}}" for name in names))
     for name, counts in zip(names, report["confusion_matrix"]):
-        lines.append(f"{name:<{cell}}" + "".join(f"{int(c):>{cell}}" for c in counts))
+        lines.append(f"{name:<{first}}" + "".join(f"{int(c):>{cell}}" for c in counts))
     return "\n".join(lines)
 
 

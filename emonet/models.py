@@ -410,7 +410,7 @@ def build_video_encoder(*, input_kind="frames", frame_encoder=None, n_frames=16,
     mask = FrameMask(name=f"{name}_mask")(mask_input)
     for i in range(1, n_lstm + 1):
         x = layers.Dropout(dropout, name=f"{name}_dropout{i}")(x)
-        x = layers.LSTM(lstm_units, return_sequences=i < n_lstm, name=f"{name}_lstm{i}")(x)
+        x = layers.LSTM(lstm_units, return_sequences=i < n_lstm, name=f"{name}_lstm{i}")(x, mask=mask)
     return keras.Model([video_input, mask_input], x, name=name)
 
 

@@ -185,8 +185,22 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ReducerError
             Bad setting, empty / non-finite ``X``, ``y`` missing or with fewer than
             2 classes (``mode="lda"``), fewer clips than expected classes, or a class
-            of ``expected_classes`` absent from ``y``.
+            of ``expected_classes`` absent from ``y``. A fit that raises leaves the
+            previous fitted state (if any) as it was.
         """
+        # validate_data sets these two before the fit can still fail: restore them
+        kept = {k: getattr(self, k) for k in ("n_features_in_", "feature_names_in_") if hasattr(self, k)}
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            for key in ("n_features_in_", "feature_names_in_"):
+                if key in kept:
+                    setattr(self, key, kept[key])
+                elif hasattr(self, key):
+                    delattr(self, key)
+            raise
+
+    def _fit(self, X, y):
         mode, n_components, shrinkage, whiten, expected = self._checked_settings()
         supervised = mode == "lda"
         if supervised and y is None:
@@ -195,7 +209,7 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 "pass the class ids of the training clips or use mode='pca'"
             )
         try:
-            if supervised:
+            if supervised or (y is not None and expected is not None):
                 X, y = validate_data(self, X, y, dtype=np.float64)
             else:
                 X = validate_data(self, X, dtype=np.float64)
@@ -203,62 +217,85 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise ReducerError(_one_line(err)) from err
         n_samples, n_features = X.shape
         self._check_expected_classes(y, expected, n_samples)
-
         if mode != "none" and n_samples < 2:
             raise ReducerError(
                 f"X: mode={mode!r} needs at least 2 clips to estimate a projection; "
                 f"received n_samples={n_samples}"
             )
         if supervised:
-            check_classification_targets(y)
+            try:
+                check_classification_targets(y)
+            except ValueError as err:
+                raise ReducerError(f"y: {_one_line(err)}") from err
             classes, y_idx = np.unique(y, return_inverse=True)
             if len(classes) < 2:
                 raise ReducerError(
-                    f"y: mode='lda' needs at least 2 classes; received 1 class ({classes[0]!r})"
+                    f"y: mode='lda' needs at least 2 classes; received 1 class ({classes.tolist()[0]!r})"
                 )
 
-        self.mean_ = X.mean(axis=0)
-        self.scale_ = _feature_scale(X, self.mean_)
-        Z = (X - self.mean_) / self.scale_
+        # Everything is computed into locals first and assigned at the end.
+        mean = X.mean(axis=0)
+        scale = _feature_scale(X, mean)
+        Z = (X - mean) / scale
         # Centre again in standardised units: for a feature whose offset dwarfs its
-        # spread (x = 50 +- 1e-3) the rounding of mean_ leaves column sums of ~1e-10,
+        # spread (x = 50 +- 1e-3) the rounding of the mean leaves column sums of ~1e-10,
         # a spurious direction that whitening would blow up to unit variance.
         Z -= Z.mean(axis=0)
-        self.warnings_ = []
-        self.n_lda_components_ = 0
-        self.lda_eigenvalues_ = np.zeros(0)
-        self.pca_explained_variance_ = np.zeros(0)
-        self.shrinkage_ = float("nan")
-
+        fitted = {
+            "n_lda_components_": 0,
+            "lda_eigenvalues_": np.zeros(0),
+            "pca_explained_variance_": np.zeros(0),
+            "shrinkage_": float("nan"),
+        }
+        notes = []
         if mode == "none":
-            self.components_ = np.eye(n_features)
-            self.n_components_ = n_features
-            return self
+            components = np.eye(n_features)
+        else:
+            components = self._fit_projection(
+                Z, y_idx if supervised else None, classes if supervised else None,
+                n_components=n_components, shrinkage=shrinkage, whiten=whiten,
+                fitted=fitted, notes=notes,
+            )
 
+        if hasattr(self, "classes_"):
+            del self.classes_
+        if supervised:
+            self.classes_ = classes
+        self.mean_, self.scale_, self.components_ = mean, scale, components
+        self.n_components_ = components.shape[0]
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        self.warnings_ = notes
+        if notes:
+            warnings.warn("AudioReducer: " + "; ".join(notes), ReducerWarning, stacklevel=2)
+        return self
+
+    @staticmethod
+    def _fit_projection(Z, y_idx, classes, *, n_components, shrinkage, whiten, fitted, notes):
+        """LDA rows (if ``y_idx`` is given) then residual PCA rows; fills ``fitted``/``notes``."""
+        n_samples, n_features = Z.shape
         z_norm = float(np.linalg.norm(Z))
         if z_norm == 0.0:
             raise ReducerError(
                 f"X: every one of the {n_features} features is constant over the "
-                f"{n_samples} training clips; mode={mode!r} has nothing to project"
+                f"{n_samples} training clips; nothing to project"
             )
         rows = []
-        if supervised:
-            self.classes_ = classes
-            lda_rows, eigenvalues, self.shrinkage_, lda_rank = _lda_axes(
-                Z, y_idx, len(classes), shrinkage=shrinkage, whiten=whiten
+        n_lda = 0
+        if y_idx is not None:
+            n_classes = len(classes)
+            lda_rows, eigenvalues, fitted["shrinkage_"], lda_rank = _lda_axes(
+                Z, y_idx, n_classes, shrinkage=shrinkage, whiten=whiten
             )
-            wanted_lda = min(len(classes) - 1, n_components)
-            if lda_rank < wanted_lda:
-                self.warnings_.append(
-                    f"mode='lda': only {lda_rank} discriminant axes for {len(classes)} classes "
-                    f"(at most C-1 = {len(classes) - 1}); the class means span fewer dimensions"
+            if lda_rank < min(n_classes - 1, n_components):
+                notes.append(
+                    f"mode='lda': only {lda_rank} discriminant axes for {n_classes} classes "
+                    f"(at most C-1 = {n_classes - 1}); the class means span fewer dimensions"
                 )
             n_lda = min(lda_rank, n_components)
             rows.append(lda_rows[:n_lda])
-            self.n_lda_components_ = n_lda
-            self.lda_eigenvalues_ = eigenvalues[:n_lda]
-        else:
-            n_lda = 0
+            fitted["n_lda_components_"] = n_lda
+            fitted["lda_eigenvalues_"] = eigenvalues[:n_lda]
 
         n_pca_wanted = n_components - n_lda
         pca_rank = 0
@@ -270,20 +307,17 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 # map a direction v of the residual onto the clip: r @ v = z @ (v - (C v) L)
                 pca_rows = pca_rows - (pca_rows @ regression.T) @ rows[0]
             rows.append(pca_rows)
-            self.pca_explained_variance_ = variances[:n_pca_wanted]
+            fitted["pca_explained_variance_"] = variances[:n_pca_wanted]
 
-        self.components_ = np.vstack(rows) if rows else np.zeros((0, n_features))
-        self.n_components_ = self.components_.shape[0]
-        if self.n_components_ < n_components:
-            self.warnings_.append(
-                f"n_components={n_components} capped to {self.n_components_}: the "
+        components = np.vstack(rows)
+        if components.shape[0] < n_components:
+            notes.append(
+                f"n_components={n_components} capped to {components.shape[0]}: the "
                 f"{n_samples} training clips x {n_features} features support at most "
                 f"{n_lda + pca_rank} dimensions (bound min(n_samples-1, n_features) = "
                 f"{min(n_samples - 1, n_features)})"
             )
-        if self.warnings_:
-            warnings.warn("AudioReducer: " + "; ".join(self.warnings_), ReducerWarning, stacklevel=2)
-        return self
+        return components
 
     def transform(self, X):
         """Map clips to the reduced space.
@@ -690,7 +724,8 @@ def _lda_axes(Z, y_idx, n_classes, *, shrinkage, whiten):
     B = np.sqrt(counts / n)[:, None] * means  # Sb = B.T @ B
     T = sw_inv_sqrt(B.T).T  # (C, p): B Sw^(-1/2)
     _, s, Ut = np.linalg.svd(T, full_matrices=False)
-    rank = min(n_classes - 1, _rank_tol(s, s[0], T.shape) if s[0] > 0 else 0)
+    # class means are sums over n clips: their rounding scales with max(n, p)
+    rank = min(n_classes - 1, _rank_tol(s, s[0], Z.shape) if s[0] > 0 else 0)
     W = sw_inv_sqrt(Ut[:rank].T)  # (p, rank), W.T Sw W = I
     if whiten:
         std = (Z @ W).std(axis=0, ddof=1)

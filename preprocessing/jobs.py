@@ -22,6 +22,7 @@ import sys
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import audio, faces, media
 from .constants import CLASSES, FPS, N_MFCC, SAMPLE_RATE
@@ -201,7 +202,8 @@ def process_record(record, params):
     """
     key = clip_key(record.relpath)
     try:
-        arrays, attrs, notes = extract_clip(record.path, params, detector=_worker_detector(params.detector))
+        with threadpool_limits(limits=1):  # one BLAS thread per worker: workers are the parallelism
+            arrays, attrs, notes = extract_clip(record.path, params, detector=_worker_detector(params.detector))
     except EmonetError as exc:
         return ("failed", key, record.relpath, str(record.path), one_line(str(exc), 400))
     except Exception as exc:  # noqa: BLE001 - a batch survives one bad file, whatever broke

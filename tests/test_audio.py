@@ -272,8 +272,9 @@ def test_crema_d_clip(clip):
     assert not audio.is_silent(y)
     f = named(y)
     assert all(np.isfinite(v) for v in f.values())
-    # Adult male speaker (CREMA-D actor 1001): voiced about half the time, F0 in the speaking range.
-    assert 0.2 < f["pitch_voiced_fraction"] < 0.9
+    # Adult male speaker (CREMA-D actor 1001): one short sentence in 2-2.4 s, so voiced 15-40 %
+    # of frames; F0 in the male speaking range.
+    assert 0.1 < f["pitch_voiced_fraction"] < 0.8
     assert 80 < f["pitch_mean"] < 300
     assert -45 < f["rms_max"] < 0
     seq = audio.mfcc_sequence(y)

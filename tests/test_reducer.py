@@ -127,8 +127,8 @@ def test_rank_deficient_features_cap_width():
 def test_collinear_class_means_give_fewer_lda_axes():
     rng = np.random.default_rng(3)
     y = np.repeat([0, 1, 2], 100)
-    X = rng.normal(size=(300, 8))
-    X[:, 0] += y * 3.0  # the three class means lie on one line
+    X = np.tile(rng.normal(size=(100, 8)), (3, 1))  # same within-class spread in every class
+    X[:, 0] += y * 3.0  # so the three sample class means lie exactly on one line
     with pytest.warns(ReducerWarning, match="only 1 discriminant axes for 3 classes"):
         reducer = AudioReducer(n_components=4).fit(X, y)
     assert reducer.n_lda_components_ == 1 and reducer.n_components_ == 4
@@ -186,7 +186,7 @@ def test_pca_mode_ignores_y():
 
 
 def test_first_lda_dims_are_discriminative_on_held_out_clips():
-    X, y = make_clips(1400, 300, seed=9, n_nuisance=10)
+    X, y = make_clips(1400, 300, seed=9, separation=2.0, n_nuisance=10)
     train, test = slice(0, 700), slice(700, None)
     lda = AudioReducer(n_components=64).fit(X[train], y[train])
     pca = AudioReducer(n_components=64, mode="pca").fit(X[train], y[train])
@@ -196,8 +196,8 @@ def test_first_lda_dims_are_discriminative_on_held_out_clips():
             reducer.transform(X[train])[:, :6], y[train], reducer.transform(X[test])[:, :6], y[test]
         )
     # chance is 1/7 = 0.14; the nuisance factors own the top PCA components
-    assert acc["lda"] > 0.6, acc
-    assert acc["lda"] > acc["pca"] + 0.2, acc
+    assert acc["lda"] > 0.5, acc  # measured 0.71
+    assert acc["lda"] > acc["pca"] + 0.3, acc  # pca measured 0.14
     assert np.all(np.diff(lda.lda_eigenvalues_) <= 0)
 
 
@@ -262,6 +262,25 @@ def test_fit_learns_only_from_the_data_passed():
     assert not np.allclose(reducer.transform(X_a), out_a)
 
 
+def test_failed_refit_keeps_previous_state():
+    X, y = make_clips(200, 30, seed=32)
+    reducer = AudioReducer(n_components=10, expected_classes=7).fit(X, y)
+    before = reducer.transform(X)
+    X_small, y_small = make_clips(140, 12, seed=33)
+    with pytest.raises(ReducerError, match="classes missing"):
+        reducer.fit(X_small[y_small != 2], y_small[y_small != 2])
+    assert reducer.n_features_in_ == 30
+    np.testing.assert_array_equal(reducer.transform(X), before)
+
+
+def test_refit_in_pca_mode_drops_classes():
+    X, y = make_clips(200, 30, seed=34)
+    reducer = AudioReducer(n_components=10).fit(X, y)
+    assert hasattr(reducer, "classes_")
+    reducer.set_params(mode="pca").fit(X)
+    assert not hasattr(reducer, "classes_") and reducer.n_lda_components_ == 0
+
+
 def test_fit_transform_equals_fit_then_transform():
     X, y = make_clips(200, 30, seed=16)
     np.testing.assert_allclose(
@@ -301,6 +320,12 @@ def test_lda_requires_y():
         AudioReducer().fit(X)
 
 
+def test_continuous_y_raises():
+    X, _ = make_clips(70, 10, seed=35)
+    with pytest.raises(ReducerError, match=r"y: Unknown label type: continuous"):
+        AudioReducer().fit(X, np.linspace(0.0, 1.0, 70))
+
+
 def test_lda_needs_two_classes():
     X, _ = make_clips(70, 10, seed=19)
     with pytest.raises(ReducerError, match=r"needs at least 2 classes; received 1 class \(3\)"):
@@ -322,7 +347,7 @@ def test_missing_class_raises(expected, drop, match):
 def test_label_outside_expected_classes_raises():
     X, y = make_clips(140, 10, seed=21)
     with pytest.raises(ReducerError, match=r"y: labels not in expected_classes: \[7\]"):
-        AudioReducer(expected_classes=7).fit(X, np.where(y == 0, 7, y))
+        AudioReducer(expected_classes=7).fit(X, np.where(np.arange(140) < 3, 7, y))
 
 
 @pytest.mark.parametrize("mode", ["lda", "pca", "none"])

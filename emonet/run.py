@@ -1,0 +1,130 @@
+"""A trained run directory, loaded for inference: reducer, frame encoder, clip model.
+
+Layout of a run directory (written by :mod:`emonet.train`)::
+
+    config.yaml         resolved configuration (written before training starts)
+    versions.json       library versions, git commit, machine
+    reducer.npz         audio reducer arrays (never a pickle)
+    frame_encoder.keras ResNet-20 frame encoder (stage one)
+    model.keras         clip model on frame-embedding sequences + reduced audio (stage two)
+    ablation/{audio,video}.keras   single-modality models of a fusion run
+    embeddings.h5       per-frame embedding cache of the training store
+    stages/<stage>/     log.csv, state.json, last.keras, best.keras, tensorboard/
+    metrics.json  predictions.csv  confusion_matrix.png  training_curves.png
+
+Everything loads in Keras safe mode; nothing is unpickled.
+"""
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import yaml
+
+from preprocessing.constants import CLASSES
+from preprocessing.errors import ModelError
+
+from .data import prepare_faces, sequence_batch
+from .models import load_model
+from .reducer import AudioReducer
+
+#: Frames encoded per predict call (bounded memory for long clips).
+ENCODE_BATCH = 256
+
+
+def modes_needing(mode):
+    """(needs_video, needs_audio) for a model mode."""
+    return mode in ("fusion", "video"), mode in ("fusion", "audio")
+
+
+class TrainedRun:
+    """The inference parts of a run directory.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+    model_name : str
+        "model" (the run's own mode) or "ablation/audio", "ablation/video".
+
+    Raises
+    ------
+    ModelError
+        Missing directory or files.
+    """
+
+    def __init__(self, run_dir, *, model_name="model"):
+        self.run_dir = Path(run_dir)
+        config_path = self.run_dir / "config.yaml"
+        if not config_path.is_file():
+            raise ModelError(f"{self.run_dir}: not a run directory (no config.yaml)")
+        self.config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        self.mode = self.config["model"]["mode"] if model_name == "model" else model_name.split("/")[-1]
+        self.model_path = self.run_dir / f"{model_name}.keras"
+        if not self.model_path.is_file():
+            raise ModelError(f"{self.run_dir}: run is incomplete, {self.model_path.name} is missing "
+                             f"(training not finished?)")
+        self.model = load_model(self.model_path, compile=False)
+        self.needs_video, self.needs_audio = modes_needing(self.mode)
+        self.reducer = AudioReducer.load(self.run_dir / "reducer.npz") if self.needs_audio else None
+        self.frame_encoder = load_model(self.run_dir / "frame_encoder.keras", compile=False) \
+            if self.needs_video else None
+        self.image_size = self.config["model"]["image_size"]
+        self.n_frames = self.config["model"]["n_frames"]
+
+    @property
+    def extract_params(self):
+        """The extraction settings the run was trained with (dict for ExtractParams)."""
+        return dict(self.config["extract"])
+
+    def encode_faces(self, crops):
+        """Face crops (T, S, S, 3) uint8 -> per-frame embeddings (T, E) float32."""
+        if len(crops) == 0:
+            return np.zeros((0, self.frame_encoder.output_shape[-1]), np.float32)
+        parts = [self.frame_encoder.predict_on_batch(prepare_faces(crops[i:i + ENCODE_BATCH], self.image_size))
+                 for i in range(0, len(crops), ENCODE_BATCH)]
+        return np.concatenate([np.asarray(p) for p in parts]).astype(np.float32)
+
+    def reduce_audio(self, functionals, has_audio):
+        """Audio functionals (n, D) -> reduced (n, d) float32; rows without audio are zeros (the training mean)."""
+        reduced = self.reducer.transform(np.asarray(functionals, np.float64)).astype(np.float32)
+        reduced[~np.asarray(has_audio, bool)] = 0.0
+        return reduced
+
+    def inputs(self, embeddings, functionals, has_audio):
+        """The model's input dict for a batch of clips (centred frame sampling)."""
+        batch = {}
+        if self.needs_video:
+            batch["frame_embeddings"], batch["frame_mask"] = sequence_batch(embeddings, self.n_frames)
+        if self.needs_audio:
+            batch["audio"] = self.reduce_audio(functionals, has_audio)
+        return batch
+
+    def predict(self, embeddings, functionals, has_audio):
+        """Class probabilities (n, 7) for clips given their embeddings and audio functionals."""
+        n = len(functionals) if functionals is not None else len(embeddings)
+        if n == 0:
+            return np.zeros((0, len(CLASSES)), np.float32)
+        return np.asarray(self.model.predict(self.inputs(embeddings, functionals, has_audio), verbose=0,
+                                             batch_size=64))
+
+    def store_embeddings(self, store, keys):
+        """Per-frame embeddings of store clips: from the run's cache when it has them, else computed."""
+        if not self.needs_video:
+            return [np.zeros((0, 1), np.float32) for _ in keys]
+        cache = self.run_dir / "embeddings.h5"
+        cached = {}
+        if cache.is_file():
+            with h5py.File(cache, "r") as f:
+                same_store = f.attrs.get("store_path") == str(Path(store.path).resolve())
+                if same_store:
+                    cached = {k: f["clips"][k][()] for k in keys if k in f["clips"]}
+        return [cached[k] if k in cached else self.encode_faces(store.clip(k)["faces"][()]) for k in keys]
+
+
+def read_metrics(run_dir):
+    """metrics.json of a run as a dict (ModelError if absent)."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise ModelError(f"{run_dir}: no metrics.json (run `emonet evaluate {run_dir}` first)")
+    return json.loads(path.read_text())
