@@ -267,7 +267,7 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             setattr(self, name, value)
         self.warnings_ = notes
         if notes:
-            warnings.warn("AudioReducer: " + "; ".join(notes), ReducerWarning, stacklevel=2)
+            warnings.warn("AudioReducer: " + "; ".join(notes), ReducerWarning, stacklevel=3)
         return self
 
     @staticmethod

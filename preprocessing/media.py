@@ -424,6 +424,17 @@ def _ffmpeg_cause(stderr):
     """The last meaningful lines of ffmpeg's stderr, on one line."""
     if isinstance(stderr, bytes):
         stderr = stderr.decode("utf-8", "replace")
-    noise = ("At least one output file must be specified", "Use -h to get full help")
-    lines = [ln for ln in stderr.splitlines() if ln.strip() and not any(n in ln for n in noise)]
+    noise = ("At least one output file must be specified", "Use -h to get full help", "Error opening input file",
+             "Error opening input files", "Error opening input:")
+    lines = []
+    for line in stderr.splitlines():
+        line = _CONTEXT_TAG.sub("", line).strip()
+        if line and not any(n in line for n in noise) and line not in lines:
+            lines.append(line)
+    if not lines:  # only generic lines: keep the last of them
+        generic = [_CONTEXT_TAG.sub("", ln).strip() for ln in stderr.splitlines() if ln.strip()]
+        lines = generic[-1:]
     return one_line("\n".join(lines))
+
+
+_CONTEXT_TAG = re.compile(r"^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)+")

@@ -33,6 +33,7 @@ def make_clip(path, *, seconds=2.0, fps=30, size="160x120", audio=True, video=Tr
     audio, video : bool
         Which streams to include.
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [ffmpeg_binary(), "-v", "error", "-y"]
     if video:
         cmd += ["-f", "lavfi", "-i", f"testsrc=size={size}:rate={fps}:duration={seconds}"]

@@ -73,8 +73,9 @@ def test_summary_counts_and_failures_are_recorded(extracted):
     for relpath in bad:
         line = next(m for m in skips if relpath.split("/")[-1] in m)
         assert "\n" not in line
-    assert any("empty file" in m for m in skips) and any("truncated or corrupt" in m for m in skips)
-    assert sum("not a readable media file" in m for m in skips) == 2
+    assert any("zero.mp4: empty file" in m for m in skips)
+    assert any("truncated.mp4: not a readable media file" in m and "moov atom not found" in m for m in skips)
+    assert sum("not a readable media file" in m for m in skips) == 3
 
 
 def test_frame_counts_follow_25_fps(extracted):
