@@ -21,7 +21,7 @@ from preprocessing.faces import make_detector
 
 from .run import TrainedRun
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv")  # same as emonet.cli.PREDICT_FORMATS
 
 
 def predict_clips(paths, run_dir, *, batch_size=16, progress=True, log=None):
