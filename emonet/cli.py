@@ -6,8 +6,11 @@ status 2; a batch in which some clips failed exits with status 1.
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING lines are noise for users
 
 from preprocessing.errors import ConfigError, EmonetError
 

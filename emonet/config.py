@@ -51,6 +51,8 @@ DEFAULTS = {
         "lstm_units": 128,
         "audio_dim": 512,       # reducer output width (capped by the data)
         "reducer": "lda",       # lda | pca | none
+        "reducer_shrinkage": "auto",  # LDA covariance shrinkage: "auto" (Ledoit-Wolf) or 0..1
+        "reducer_whiten": True,   # scale every reduced axis to unit variance
         "head_dropout": 0.5,
     },
     "train": {
@@ -63,12 +65,14 @@ DEFAULTS = {
         "frame_epochs": 20,         # stage 1: frame CNN on single frames
         "frames_per_clip": 4,       # stage 1: frames drawn per clip per epoch
         "epochs": 60,               # stage 2 (or end-to-end) epochs, upper bound
-        "patience": 12,             # early stopping on validation UAR
+        "patience": 12,             # stage two early stopping on validation UAR; stage one uses half
         "lr_schedule": "cosine",    # cosine | constant | plateau
         "class_weights": True,
         "augment": True,            # crop, flip, brightness on frames
         "fine_tune_epochs": 0,      # two_stage: optional end-to-end epochs afterwards
         "ablation": True,           # fusion runs also train audio-only and video-only heads
+        "modality_dropout": 0.25,   # stage two: share of training clips whose video or audio is hidden
+        "embedding_noise": 0.3,     # stage two: Gaussian noise on frame embeddings, in embedding std units
     },
     "smoke": None,              # overrides for --smoke
 }

@@ -204,7 +204,8 @@ def frame_dataset(store_path, table, *, frames_per_clip, image_size, batch_size,
     crop = _crop_size(store_path)
     signature = (tf.TensorSpec((crop, crop, 3), tf.uint8), tf.TensorSpec((), tf.int64))
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    dataset = dataset.batch(batch_size)
+    n_items = int((table.n_frames > 0).sum()) * frames_per_clip
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_items)).batch(batch_size)
     counter = tf.data.Dataset.counter()
     dataset = tf.data.Dataset.zip((dataset, counter))
 

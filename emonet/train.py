@@ -198,7 +198,8 @@ class _Trainer:
         train_x = audio_matrix(self.store, self.train_table.keys)
         val_x = audio_matrix(self.store, self.val_table.keys)
         has = self.train_table.has_audio
-        reducer = AudioReducer(n_components=self.model_cfg["audio_dim"], mode=self.model_cfg["reducer"])
+        reducer = AudioReducer(n_components=self.model_cfg["audio_dim"], mode=self.model_cfg["reducer"],
+                               shrinkage=self.model_cfg["reducer_shrinkage"], whiten=self.model_cfg["reducer_whiten"])
         import warnings
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
@@ -239,7 +240,7 @@ class _Trainer:
         val_frames = self._val_frames()
 
         def fit_epoch(model, epoch):
-            history = model.fit(dataset, epochs=1, class_weight=self.class_weight, verbose=0)
+            history = model.fit(dataset, epochs=1, class_weight=self.class_weight, shuffle=False, verbose=0)
             return {k: v[-1] for k, v in history.history.items()}
 
         def score(model):
@@ -334,9 +335,13 @@ class _Trainer:
 
         val_inputs = inputs(val_emb, audio[1] if needs_audio else None, None)
 
+        noise_scale = tcfg["embedding_noise"] * _embedding_std(train_emb) if needs_video else 0.0
+
         def fit_epoch(model, epoch):
             rng = np.random.default_rng([self.cfg["seed"], epoch])
             x = inputs(train_emb, audio[0] if needs_audio else None, rng)
+            _regularise(x, rng, noise_scale=noise_scale,
+                        modality_dropout=tcfg["modality_dropout"] if mode == "fusion" else 0.0)
             history = model.fit(x, tables[0].labels, batch_size=tcfg["batch_size"], epochs=1, shuffle=True,
                                 class_weight=self.class_weight, verbose=0)
             return {k: v[-1] for k, v in history.history.items()}
@@ -349,3 +354,31 @@ class _Trainer:
         best.save(target)
         self.log(f"{mode}: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']} -> {target}")
         return best
+
+
+def _embedding_std(embeddings):
+    """Per-dimension standard deviation of the training frame embeddings, shape (E,)."""
+    stacked = np.concatenate([e for e in embeddings if len(e)])
+    return stacked.std(axis=0).astype(np.float32)
+
+
+def _regularise(batch, rng, *, noise_scale, modality_dropout):
+    """Stage-two training noise, in place on an input dict.
+
+    Cached embeddings of training clips are cleaner than those of unseen clips
+    (the frame CNN was fitted on them), and the fusion head would learn to
+    trust video alone. Gaussian noise on the embeddings (``noise_scale`` per
+    dimension) and *modality dropout* -- hiding the video (mask 0) or the audio
+    (zero vector, the same input as a clip without audio) of a share of the
+    clips -- make the head use both branches and cope with a missing one.
+    """
+    if "frame_embeddings" in batch and np.any(noise_scale):
+        x = batch["frame_embeddings"]
+        x += rng.normal(size=x.shape).astype(np.float32) * noise_scale * batch["frame_mask"][..., None]
+    if modality_dropout > 0 and "frame_mask" in batch and "audio" in batch:
+        n = len(batch["audio"])
+        hide = rng.uniform(size=n) < modality_dropout
+        hide_video = hide & (rng.uniform(size=n) < 0.5)
+        batch["frame_mask"] = batch["frame_mask"] * ~hide_video[:, None]
+        batch["frame_embeddings"] = batch["frame_embeddings"] * ~hide_video[:, None, None]
+        batch["audio"] = batch["audio"] * ~(hide & ~hide_video)[:, None]

@@ -1,0 +1,63 @@
+"""Run configs: strict keys, required inputs, smoke overrides, paths relative to the file."""
+
+import pytest
+import yaml
+
+from emonet.config import DEFAULTS, load_config
+from preprocessing.errors import ConfigError
+
+
+def write(tmp_path, data, name="exp.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_defaults_and_relative_paths(tmp_path):
+    (tmp_path / "experiments").mkdir()
+    cfg = load_config(write(tmp_path / "experiments", {"data": {"root": "../data/afew"}}))
+    assert cfg["data"]["root"] == str(tmp_path / "data" / "afew")
+    assert cfg["output_dir"] == str(tmp_path / "runs") and cfg["name"] == "exp"
+    assert cfg["model"] == DEFAULTS["model"] and cfg["smoke"] is None
+
+
+@pytest.mark.parametrize("data,match", [
+    ({"data": {"root": "x"}, "modle": {}}, "unknown key 'modle'"),
+    ({"data": {"root": "x", "layuot": "afew"}}, "unknown key 'data.layuot'"),
+    ({}, "data.root is required"),
+    ({"data": {"root": "x"}, "model": {"mode": "both"}}, "model.mode must be one of fusion, video, audio"),
+    ({"data": {"root": "x"}, "train": {"batch_size": 0}}, "train.batch_size must be a positive number"),
+    ({"data": {"root": "x"}, "train": {"patience": -1}}, "train.patience must be an integer >= 0"),
+    ({"data": {"root": "x"}, "seed": "one"}, "seed must be an integer"),
+    ({"data": {"root": "x"}, "model": 3}, "section model. must be a mapping"),
+    ("data: [unclosed", "not valid YAML"),
+])
+def test_bad_configs_are_one_line_errors(tmp_path, data, match):
+    with pytest.raises(ConfigError, match=match) as caught:
+        load_config(write(tmp_path, data))
+    assert "\n" not in str(caught.value) and "exp.yaml" in str(caught.value)
+
+
+def test_smoke_overrides(tmp_path):
+    path = write(tmp_path, {"data": {"root": "x"}, "train": {"epochs": 50},
+                            "smoke": {"train": {"epochs": 1}}})
+    assert load_config(path)["train"]["epochs"] == 50
+    smoke = load_config(path, smoke=True)
+    assert smoke["train"]["epochs"] == 1 and smoke["name"] == "exp_smoke"
+    with pytest.raises(ConfigError, match="no smoke: section"):
+        load_config(write(tmp_path, {"data": {"root": "x"}}, "plain.yaml"), smoke=True)
+    with pytest.raises(ConfigError, match=r"unknown key 'train.epoch'"):
+        load_config(write(tmp_path, {"data": {"root": "x"}, "smoke": {"train": {"epoch": 1}}}, "bad.yaml"),
+                    smoke=True)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize("name", ["composite_fusion", "composite_audio", "composite_video", "demo_crema_d"])
+def test_shipped_configs_resolve(name):
+    from conftest import REPO
+    cfg = load_config(REPO / "experiments" / f"{name}.yaml")
+    assert load_config(REPO / "experiments" / f"{name}.yaml", smoke=bool(cfg and name != "demo_crema_d"))

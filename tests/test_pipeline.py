@@ -1,0 +1,203 @@
+"""Training, evaluation and prediction end to end on tiny generated corpora (real Keras training).
+
+Two generated AFEW-layout corpora, four classes each:
+- "audio" corpus: the label is only in the audio (a class-specific tone), the picture is the same;
+- "video" corpus: the label is only in the picture (horizontal stripes, a class-specific period),
+  the sound is the same.
+Each is learned well above chance by the mode that can see it. The trained runs are built
+once per session and shared (TensorFlow's first steps are slow).
+"""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import yaml
+
+from emonet.cli import main
+from emonet.config import load_config
+from emonet.train import train
+from preprocessing.media import ffmpeg_binary
+from preprocessing.store import FeatureStore
+
+from conftest import CREMA_D, make_clip
+
+pytestmark = pytest.mark.slow
+
+CLASSES4 = ("Angry", "Happy", "Neutral", "Sad")
+TONES = {"Angry": 300, "Happy": 700, "Neutral": 1500, "Sad": 3000}       # Hz
+STRIPES = {"Angry": 48, "Happy": 24, "Neutral": 12, "Sad": 6}            # period in px of a 96 px frame
+N_TRAIN, N_VAL = 6, 3
+
+
+def _clip(path, *, tone, period, seed):
+    """1.2 s of grey noise with white horizontal lines every ``period`` px and a ``tone`` Hz sine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    video = (f"color=c=0x{60 + 10 * (seed % 5):02x}{60 + 10 * (seed % 5):02x}{60 + 10 * (seed % 5):02x}"
+             f":s=96x96:r=25:d=1.2,drawgrid=w=iw:h={period}:y={seed % 5}:t=3:c=white,noise=alls=12:allf=t")
+    audio = f"sine=frequency={tone * (1 + 0.02 * (seed % 3))}:sample_rate=16000:duration=1.2"
+    subprocess.run([ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio,
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)], check=True)
+
+
+def _corpus(root, *, label_in):
+    for split, n in (("Train_AFEW", N_TRAIN), ("Val_AFEW", N_VAL)):
+        for c, label in enumerate(CLASSES4):
+            for i in range(n):
+                seed = 31 * c + i + (100 if split == "Val_AFEW" else 0)
+                tone = TONES[label] if label_in == "audio" else 440
+                period = STRIPES[label] if label_in == "video" else 16
+                _clip(root / split / label / f"{label.lower()}_{i}.mp4", tone=tone, period=period, seed=seed)
+    return root
+
+
+def _config(tmp, root, mode, name):
+    cfg = {
+        "seed": 0, "name": name, "output_dir": str(tmp / "runs"),
+        "data": {"root": str(root), "layout": "afew", "store": str(tmp / f"{name}.h5"), "workers": 2},
+        "extract": {"crop_size": 32, "max_frames": 40},
+        "model": {"mode": mode, "image_size": 32, "n_frames": 6, "lstm_units": 16, "audio_dim": 32},
+        "train": {"frame_epochs": 6, "frames_per_clip": 8, "epochs": 40, "patience": 0, "batch_size": 8,
+                  "learning_rate": 3e-3},
+        "smoke": {"train": {"frame_epochs": 1, "epochs": 1}},
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_run(tmp_path_factory):
+    """A fusion run (with its ablation heads) on the corpus whose label is only in the picture."""
+    tmp = tmp_path_factory.mktemp("video_corpus")
+    root = _corpus(tmp / "data", label_in="video")
+    config = _config(tmp, root, "fusion", "stripes")
+    assert main(["train", str(config)]) == 0
+    return tmp / "runs" / "stripes-seed0", root
+
+
+@pytest.fixture(scope="session")
+def audio_run(tmp_path_factory):
+    """An audio-only run on the corpus whose label is only in the sound."""
+    tmp = tmp_path_factory.mktemp("audio_corpus")
+    root = _corpus(tmp / "data", label_in="audio")
+    run_dir = train(load_config(_config(tmp, root, "audio", "tones")), log=lambda m: None)
+    return run_dir, root
+
+
+def test_label_only_in_audio_is_learned_by_the_audio_model(audio_run):
+    run_dir, _ = audio_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["mode"] == "audio" and metrics["n"] == 4 * N_VAL
+    assert metrics["uar"] >= 0.75  # chance: 0.25
+
+
+def test_label_only_in_video_is_learned_by_the_video_model(video_run):
+    run_dir, _ = video_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["ablation"]["video"]["uar"] >= 0.75  # chance: 0.25
+    assert metrics["ablation"]["audio"]["uar"] <= 0.6   # the sound carries no label here
+    assert metrics["uar"] >= 0.6                         # fusion finds the picture too
+
+
+def test_run_directory_holds_what_a_reader_needs(video_run):
+    run_dir, _ = video_run
+    for name in ("config.yaml", "versions.json", "reducer.npz", "frame_encoder.keras", "model.keras",
+                 "ablation/audio.keras", "ablation/video.keras", "embeddings.h5", "metrics.json",
+                 "predictions.csv", "confusion_matrix.png", "confusion_matrix.json", "training_curves.png",
+                 "result_record.json", "stages/frames/log.csv", "stages/fusion/log.csv"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "stages" / "fusion" / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    record = json.loads((run_dir / "result_record.json").read_text())
+    assert record["seed"] == 0 and record["split"] == "val" and "git_commit" in record
+    with np.load(run_dir / "reducer.npz", allow_pickle=False) as arrays:
+        assert arrays["format"].dtype.kind == "U"
+
+
+def test_reducer_is_fitted_on_the_training_split_only(video_run):
+    run_dir, _ = video_run
+    from emonet.reducer import AudioReducer
+    from emonet.data import SplitTable, audio_matrix
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    with FeatureStore(cfg["data"]["store"]) as store:
+        train_x = audio_matrix(store, SplitTable(store, "train").keys)
+    reducer = AudioReducer.load(run_dir / "reducer.npz")
+    np.testing.assert_allclose(reducer.mean_, train_x.mean(axis=0), rtol=1e-6, atol=1e-6)
+
+
+def test_evaluate_cli_prints_uar_and_accuracy(video_run, capsys):
+    run_dir, _ = video_run
+    assert main(["evaluate", str(run_dir), "--out", str(run_dir / "eval_again")]) == 0
+    out = capsys.readouterr().out
+    assert "UAR" in out and "accuracy" in out and "EmoNet fusion" in out and "majority" in out.lower()
+    metrics = json.loads((run_dir / "eval_again" / "metrics.json").read_text())
+    names = " ".join(b["name"] for b in metrics["baselines"])
+    for baseline in ("audio functionals", "mean-pooled frame embeddings"):
+        assert baseline in names
+    assert {"uar", "accuracy", "macro_f1"} <= set(metrics)
+
+
+def test_evaluate_on_another_dataset_folder(video_run, tmp_path, capsys):
+    run_dir, _ = video_run
+    other = tmp_path / "other"
+    for c, label in enumerate(CLASSES4):
+        _clip(other / "Val_AFEW" / label / "x.mp4", tone=440, period=STRIPES[label], seed=200 + c)
+    assert main(["evaluate", str(run_dir), "--data", str(other), "--no-baselines"]) == 0
+    assert (run_dir / "eval_other" / "metrics.json").is_file()
+    assert "UAR" in capsys.readouterr().out
+
+
+def test_predict_cli_formats_failures_and_submission(video_run, tmp_path, capsys):
+    run_dir, root = video_run
+    clips = sorted((root / "Val_AFEW").rglob("*.mp4"))[:3]
+    silent = make_clip(tmp_path / "no_audio.mp4", audio=False, seconds=1.0)
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    flv = CREMA_D / "1001_DFA_HAP_XX.flv"
+    args = ["predict", *map(str, clips), str(silent), str(broken), str(flv), "--model", str(run_dir),
+            "-f", "json", "--submission", str(tmp_path / "sub"), "--no-progress"]
+    status = main(args)
+    captured = capsys.readouterr()
+    assert status == 1  # one clip failed, the rest were classified
+    results = json.loads(captured.out)
+    assert len(results) == 5
+    for r in results:
+        assert abs(sum(r["probabilities"].values()) - 1) < 1e-4 and r["emotion"] in r["probabilities"]
+    assert "broken.mp4" in captured.err and "skipping" in captured.err
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == sorted(
+        [p.stem + ".txt" for p in clips] + ["no_audio.txt", "1001_DFA_HAP_XX.txt"])
+    assert main(["predict", str(clips[0]), "--model", str(run_dir), "-f", "csv", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("clip,emotion,Angry,Disgust") and len(lines) == 2
+
+
+def test_predict_table_is_readable(audio_run, capsys):
+    run_dir, root = audio_run
+    clip = sorted((root / "Val_AFEW" / "Sad").glob("*.mp4"))[0]
+    assert main(["predict", str(clip), "--model", str(run_dir), "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["clip", "emotion", "Angry"] and clip.name in out[2] and "Sad" in out[2]
+
+
+def test_resume_skips_finished_stages(video_run):
+    run_dir, _ = video_run
+    cfg = load_config(run_dir.parent.parent / "stripes.yaml")
+    logs = []
+    train(cfg, resume=True, log=logs.append)
+    assert any("already trained (resume)" in m for m in logs)
+    assert not any("epoch 1/" in m for m in logs)
+
+
+def test_existing_run_is_not_overwritten_silently(video_run):
+    run_dir, _ = video_run
+    from preprocessing.errors import ConfigError
+    with pytest.raises(ConfigError, match="--resume .* or --overwrite"):
+        train(load_config(run_dir.parent.parent / "stripes.yaml"), log=lambda m: None)
+
+
+def test_predict_with_missing_run_is_one_line(tmp_path, capsys):
+    status = main(["predict", str(CREMA_D / "1001_DFA_HAP_XX.flv"), "--model", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "not a run directory" in err[0]
