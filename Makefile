@@ -28,7 +28,13 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
 
 demo: $(STAMP)
-	$(BIN)/python experiments/demo.py --out $(DEMO_OUT)
+	@echo "== 1/4 extract: bundled CREMA-D clips -> HDF5 feature store"
+	$(BIN)/emonet extract tests/data/crema_d --layout crema_d --out $(DEMO_OUT)/crema_d_features.h5 --workers 2
+	@echo "== 2/4 train + 3/4 evaluate: experiments/demo_crema_d.yaml (a plumbing check on 6 clips, not a benchmark)"
+	$(BIN)/emonet train experiments/demo_crema_d.yaml --overwrite
+	@echo "== 4/4 predict: classify the clips with the trained run"
+	$(BIN)/emonet predict tests/data/crema_d/*.flv --model $(DEMO_OUT)/demo_crema_d-seed0 --submission $(DEMO_OUT)/submission
+	@echo "Done. Run folder: $(DEMO_OUT)/demo_crema_d-seed0 (metrics.json, confusion_matrix.png, training_curves.png)"
 
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_extract.py

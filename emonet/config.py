@@ -70,9 +70,11 @@ DEFAULTS = {
         "class_weights": True,
         "augment": True,            # crop, flip, brightness on frames
         "fine_tune_epochs": 0,      # two_stage: optional end-to-end epochs afterwards
-        "ablation": True,           # fusion runs also train audio-only and video-only heads
+        "fusion_init": "branches",  # fusion: train audio-only and video-only models first and fuse their
+                                    # frozen encoders ("branches"), or train the whole model at once ("scratch")
         "modality_dropout": 0.25,   # stage two: share of training clips whose video or audio is hidden
         "embedding_noise": 0.3,     # stage two: Gaussian noise on frame embeddings, in embedding std units
+        "audio_noise": 0.5,         # stage two: Gaussian noise on the reduced audio vector, in its std units
     },
     "smoke": None,              # overrides for --smoke
 }
@@ -83,6 +85,7 @@ _CHOICES = {
     ("train", "schedule"): ("two_stage", "end_to_end"),
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "lr_schedule"): ("cosine", "constant", "plateau"),
+    ("train", "fusion_init"): ("branches", "scratch"),
     ("data", "train_split"): ("train", "val", "test"),
     ("data", "val_split"): ("train", "val", "test"),
 }

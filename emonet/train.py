@@ -180,17 +180,20 @@ class _Trainer:
     def fit(self):
         mode = self.model_cfg["mode"]
         needs_video, needs_audio = modes_needing(mode)
-        ablation = mode == "fusion" and self.train_cfg["ablation"]
         audio = self.fit_reducer() if needs_audio else None
         embeddings = None
         if needs_video:
             encoder = self.train_frame_encoder()
             embeddings = self.cache_embeddings(encoder)
-        self.train_clip_model(mode, embeddings, audio, self.run_dir / "model.keras")
-        if ablation:
+        branches = {}
+        if mode == "fusion":  # the single-modality models: the ablation, and the branches to fuse
             (self.run_dir / "ablation").mkdir(exist_ok=True)
             for single in ("audio", "video"):
-                self.train_clip_model(single, embeddings, audio, self.run_dir / "ablation" / f"{single}.keras")
+                branches[single] = self.train_clip_model(single, embeddings, audio,
+                                                         self.run_dir / "ablation" / f"{single}.keras")
+        if self.train_cfg["fusion_init"] == "scratch":
+            branches = {}
+        self.train_clip_model(mode, embeddings, audio, self.run_dir / "model.keras", branches=branches)
 
     # ------------------------------------------------------------------ audio
     def fit_reducer(self):
@@ -304,7 +307,9 @@ class _Trainer:
         return out
 
     # ------------------------------------------------------------------ stage two
-    def train_clip_model(self, mode, embeddings, audio, target):
+    def train_clip_model(self, mode, embeddings, audio, target, *, branches=None):
+        """Stage two for one mode; ``branches`` (mode -> trained single-modality model) seeds and
+        freezes the fusion model's encoders, so only the fusion head is trained."""
         from .models import build_emonet, load_model
         if target.exists():
             self.log(f"{mode}: clip model already trained (resume)")
@@ -315,6 +320,10 @@ class _Trainer:
                              embedding_dim=cfg["embedding_dim"], lstm_units=cfg["lstm_units"],
                              audio_dim=audio[0].shape[1] if needs_audio else cfg["audio_dim"],
                              head_dropout=cfg["head_dropout"])
+        for single, trained in (branches or {}).items():
+            name = f"{single}_encoder"
+            model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
+            model.get_layer(name).trainable = False
         model.compile(optimizer=make_optimizer(tcfg["optimizer"], tcfg["learning_rate"], momentum=tcfg["momentum"],
                                                weight_decay=tcfg["weight_decay"]),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -336,11 +345,12 @@ class _Trainer:
         val_inputs = inputs(val_emb, audio[1] if needs_audio else None, None)
 
         noise_scale = tcfg["embedding_noise"] * _embedding_std(train_emb) if needs_video else 0.0
+        audio_noise = tcfg["audio_noise"] * audio[0].std(axis=0) if needs_audio else 0.0
 
         def fit_epoch(model, epoch):
             rng = np.random.default_rng([self.cfg["seed"], epoch])
             x = inputs(train_emb, audio[0] if needs_audio else None, rng)
-            _regularise(x, rng, noise_scale=noise_scale,
+            _regularise(x, rng, noise_scale=noise_scale, audio_noise=audio_noise,
                         modality_dropout=tcfg["modality_dropout"] if mode == "fusion" else 0.0)
             history = model.fit(x, tables[0].labels, batch_size=tcfg["batch_size"], epochs=1, shuffle=True,
                                 class_weight=self.class_weight, verbose=0)
@@ -362,19 +372,23 @@ def _embedding_std(embeddings):
     return stacked.std(axis=0).astype(np.float32)
 
 
-def _regularise(batch, rng, *, noise_scale, modality_dropout):
+def _regularise(batch, rng, *, noise_scale, audio_noise, modality_dropout):
     """Stage-two training noise, in place on an input dict.
 
     Cached embeddings of training clips are cleaner than those of unseen clips
     (the frame CNN was fitted on them), and the fusion head would learn to
-    trust video alone. Gaussian noise on the embeddings (``noise_scale`` per
-    dimension) and *modality dropout* -- hiding the video (mask 0) or the audio
+    trust video alone; the reduced audio vectors of the few distinct training
+    utterances are memorised as easily. Gaussian noise on the embeddings
+    (``noise_scale`` per dimension) and on the audio vector (``audio_noise``
+    per dimension), and *modality dropout* -- hiding the video (mask 0) or the audio
     (zero vector, the same input as a clip without audio) of a share of the
     clips -- make the head use both branches and cope with a missing one.
     """
     if "frame_embeddings" in batch and np.any(noise_scale):
         x = batch["frame_embeddings"]
         x += rng.normal(size=x.shape).astype(np.float32) * noise_scale * batch["frame_mask"][..., None]
+    if "audio" in batch and np.any(audio_noise):
+        batch["audio"] = batch["audio"] + rng.normal(size=batch["audio"].shape).astype(np.float32) * audio_noise
     if modality_dropout > 0 and "frame_mask" in batch and "audio" in batch:
         n = len(batch["audio"])
         hide = rng.uniform(size=n) < modality_dropout
