@@ -238,8 +238,8 @@ def plot_confusion_matrix(matrix, path, *, classes=CLASSES, title=""):
     for i in range(k):
         for j in range(k):
             colour = "white" if fractions[i, j] > 0.55 else "black"
-            ax.text(j, i, f"{int(round(counts[i, j]))}\n{fractions[i, j]:.0%}", ha="center", va="center",
-                    fontsize=8, color=colour)
+            label = f"{int(round(counts[i, j]))}" + (f"\n{fractions[i, j]:.0%}" if totals[i, 0] > 0 else "")
+            ax.text(j, i, label, ha="center", va="center", fontsize=8, color=colour)
     ax.set_xticks(range(k), names, rotation=45, ha="right")
     ax.set_yticks(range(k), [f"{name} ({int(t)})" for name, t in zip(names, totals[:, 0])])
     ax.set_xlabel("predicted class")
@@ -363,7 +363,7 @@ def _auc_ovo(y, p, present):
         return None
     q = p[:, present]
     mass = q.sum(axis=1, keepdims=True)
-    q = np.divide(q, mass, out=np.full_like(q, 1.0 / present.size), where=mass > 0)
+    pass
     pair_aucs = []
     for i in range(present.size):
         for j in range(i + 1, present.size):
