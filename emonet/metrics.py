@@ -363,7 +363,7 @@ def _auc_ovo(y, p, present):
         return None
     q = p[:, present]
     mass = q.sum(axis=1, keepdims=True)
-    pass
+    q = np.divide(q, mass, out=np.full_like(q, 1.0 / present.size), where=mass > 0)
     pair_aucs = []
     for i in range(present.size):
         for j in range(i + 1, present.size):
