@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from preprocessing.constants import CLASSES
-from preprocessing.errors import ConfigError, ModelError
+from preprocessing.errors import ConfigError, EmonetError
 from preprocessing.store import FeatureStore
 
 from . import metrics
@@ -132,7 +132,7 @@ def evaluate_run(run_dir, *, data=None, out_dir=None, baselines=True, log=None):
 
 
 def _summary(report):
-    return {"accuracy": report["accuracy"], "uar": report["uar"], "macro_f1": report["macro_f1"], "n": report["n"]}
+    return {key: report.get(key) for key in ("accuracy", "uar", "macro_f1", "auc_ovo", "n")}
 
 
 def _baselines(run, store, table, functionals, embeddings, log):
@@ -142,7 +142,7 @@ def _baselines(run, store, table, functionals, embeddings, log):
     try:
         from .train import prepare_store
         train_store_path = prepare_store(cfg, log)
-    except Exception as exc:  # noqa: BLE001 - baselines are optional extras of an evaluation
+    except EmonetError as exc:  # e.g. the training data is not on this machine
         log(f"baselines skipped: training store unavailable ({exc})")
         return []
     with FeatureStore(train_store_path) as train_store:

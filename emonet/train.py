@@ -21,9 +21,11 @@ Examples
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import h5py
@@ -36,7 +38,8 @@ from preprocessing.jobs import ExtractParams, library_versions, run_extraction
 from preprocessing.store import FeatureStore
 
 from .config import dump_config, load_config
-from .data import SplitTable, audio_matrix, clip_frames, frame_dataset, prepare_faces, sequence_batch
+from .data import (SplitTable, audio_matrix, clip_frames, frame_dataset, prepare_faces, sample_indices,
+                   sequence_batch)
 from .loop import EpochLoop, make_optimizer, uar
 from .reducer import AudioReducer
 from .run import modes_needing
@@ -138,7 +141,6 @@ def train(cfg, *, resume=False, overwrite=False, log=print):
         raise ConfigError(f"{run_dir}: run folder exists; pass --resume to continue it or --overwrite to "
                           f"start again")
     if overwrite and run_dir.exists():
-        import shutil
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume and (run_dir / "config.yaml").exists():
@@ -203,8 +205,7 @@ class _Trainer:
         has = self.train_table.has_audio
         reducer = AudioReducer(n_components=self.model_cfg["audio_dim"], mode=self.model_cfg["reducer"],
                                shrinkage=self.model_cfg["reducer_shrinkage"], whiten=self.model_cfg["reducer_whiten"])
-        import warnings
-        with warnings.catch_warnings(record=True):
+        with warnings.catch_warnings(record=True):  # caps are logged from reducer.warnings_ below
             warnings.simplefilter("always")
             reducer.fit(train_x[has], self.train_table.labels[has])
         for message in reducer.warnings_:
@@ -252,8 +253,7 @@ class _Trainer:
             return uar(self.val_table.labels, clip_proba.argmax(axis=1))
 
         if loop.done:
-            from .models import load_model as load
-            best = load(loop.folder / "best.keras", compile=False)
+            best = load_model(loop.folder / "best.keras", compile=False)
         else:
             best = loop.run(classifier, fit_epoch, score)
         encoder = best.get_layer("frame_encoder")
@@ -266,7 +266,6 @@ class _Trainer:
         crops = []
         for key in self.val_table.keys:
             faces = self.store.clip(key)["faces"]
-            from .data import sample_indices
             index, _ = sample_indices(faces.shape[0], VAL_FRAMES_PER_CLIP)
             picked = faces[()][index] if faces.shape[0] else np.zeros((VAL_FRAMES_PER_CLIP,) + faces.shape[1:],
                                                                       np.uint8)

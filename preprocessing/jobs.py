@@ -18,6 +18,7 @@ import functools
 import multiprocessing
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -87,7 +88,6 @@ def library_versions():
     versions = {"python": platform.python_version(), "numpy": np.__version__, "h5py": h5py.__version__,
                 "librosa": librosa.__version__, "opencv": cv2.__version__}
     try:
-        import subprocess
         out = subprocess.run([media.ffmpeg_binary(), "-version"], capture_output=True, timeout=30)
         versions["ffmpeg"] = out.stdout.decode(errors="replace").split("\n", 1)[0]
     except (OSError, EmonetError) as exc:
