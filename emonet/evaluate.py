@@ -81,6 +81,7 @@ def evaluate_run(run_dir, *, data=None, out_dir=None, baselines=True, log=None):
     run_dir = Path(run_dir)
     run = TrainedRun(run_dir)
     store_path, split = resolve_data(run_dir, data, log)
+    train_store_path = store_path if data is None else None
     out_dir = Path(out_dir) if out_dir else (run_dir if data is None else run_dir / f"eval_{Path(data).stem}")
     out_dir.mkdir(parents=True, exist_ok=True)
     with FeatureStore(store_path) as store:
@@ -102,7 +103,7 @@ def evaluate_run(run_dir, *, data=None, out_dir=None, baselines=True, log=None):
                 proba_main = proba
         baseline_rows = []
         if baselines:
-            baseline_rows = _baselines(run, store, table, functionals, embeddings, log)
+            baseline_rows = _baselines(run, table, functionals, embeddings, log, train_store_path=train_store_path)
     report = reports[run.mode]
     result = {
         "run": str(run_dir), "store": str(store_path), "split": split, "mode": run.mode, "n": int(len(table)),
@@ -135,16 +136,16 @@ def _summary(report):
     return {key: report.get(key) for key in ("accuracy", "uar", "macro_f1", "auc_ovo", "n")}
 
 
-def _baselines(run, store, table, functionals, embeddings, log):
+def _baselines(run, table, functionals, embeddings, log, *, train_store_path=None):
     """Classical baselines fitted on the run's training split, scored on ``table``."""
     cfg = run.config
-    train_store_path = None
-    try:
-        from .train import prepare_store
-        train_store_path = prepare_store(cfg, log)
-    except EmonetError as exc:  # e.g. the training data is not on this machine
-        log(f"baselines skipped: training store unavailable ({exc})")
-        return []
+    if train_store_path is None:
+        try:
+            from .train import prepare_store
+            train_store_path = prepare_store(cfg, log)
+        except EmonetError as exc:  # e.g. the training data is not on this machine
+            log(f"baselines skipped: training store unavailable ({exc})")
+            return []
     with FeatureStore(train_store_path) as train_store:
         train_table = SplitTable(train_store, cfg["data"]["train_split"])
         rows = []
