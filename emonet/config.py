@@ -56,7 +56,7 @@ DEFAULTS = {
         "head_dropout": 0.5,
     },
     "train": {
-        "schedule": "two_stage",    # two_stage | end_to_end
+        "schedule": "two_stage",    # two_stage (the only schedule implemented so far; see README)
         "optimizer": "adam",        # adam | sgd (momentum)
         "learning_rate": 1.0e-3,
         "momentum": 0.9,            # sgd only
@@ -69,7 +69,6 @@ DEFAULTS = {
         "lr_schedule": "cosine",    # cosine | constant | plateau
         "class_weights": True,
         "augment": True,            # crop, flip, brightness on frames
-        "fine_tune_epochs": 0,      # two_stage: optional end-to-end epochs afterwards
         "fusion_init": "branches",  # fusion: train audio-only and video-only models first and fuse their
                                     # frozen encoders ("branches"), or train the whole model at once ("scratch")
         "modality_dropout": 0.25,   # stage two: share of training clips whose video or audio is hidden
@@ -82,7 +81,7 @@ DEFAULTS = {
 _CHOICES = {
     ("model", "mode"): ("fusion", "video", "audio"),
     ("model", "reducer"): ("lda", "pca", "none"),
-    ("train", "schedule"): ("two_stage", "end_to_end"),
+    ("train", "schedule"): ("two_stage",),
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "lr_schedule"): ("cosine", "constant", "plateau"),
     ("train", "fusion_init"): ("branches", "scratch"),
@@ -123,7 +122,7 @@ def _validate(cfg, source):
         value = cfg[section][key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"{source}: {section}.{key} must be a positive number; received {value!r}")
-    for section, key in [("train", "frame_epochs"), ("train", "fine_tune_epochs"), ("train", "patience")]:
+    for section, key in [("train", "frame_epochs"), ("train", "patience")]:
         value = cfg[section][key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{source}: {section}.{key} must be an integer >= 0; received {value!r}")

@@ -13,6 +13,7 @@ Examples
 """
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import functools
 import multiprocessing
@@ -303,11 +304,25 @@ def _progress_bar(total, enabled):
                 file=sys.stderr, dynamic_ncols=True)
 
 
+def _worker_init():
+    """Runs in each worker: die with the parent (Linux), so a killed job leaves no orphans."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
 def _run_local(records, params, workers, handle):
-    """Extract in a pool of ``workers`` processes, at most 2 clips per worker in flight."""
-    context = multiprocessing.get_context("forkserver" if "tensorflow" in sys.modules else "fork")
+    """Extract in a pool of ``workers`` processes, at most 2 clips per worker in flight.
+
+    Workers come from a fork server, not from ``fork()`` of this process: a forked
+    worker would inherit the store's lock file descriptor (and TensorFlow's threads,
+    if loaded) and keep the store locked after this process is killed.
+    """
+    context = multiprocessing.get_context("forkserver")
     queue = iter(records)
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init) as pool:
         in_flight = {}
 
         def submit_next():

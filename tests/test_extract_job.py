@@ -166,7 +166,7 @@ def test_kill_9_mid_job_then_resume(tmp_path):
     for i in range(14):
         make_clip(root / "Train_AFEW" / ("Happy" if i % 2 else "Sad") / f"c{i:02d}.mp4", seconds=1.0, size="96x72")
     out = tmp_path / "f.h5"
-    cmd = [sys.executable, "-m", "emonet.cli", "extract", str(root), "--out", str(out), "--workers", "1",
+    cmd = [sys.executable, "-m", "emonet.cli", "extract", str(root), "--out", str(out), "--workers", "2",
            "--crop-size", "16", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
