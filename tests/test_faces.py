@@ -1,5 +1,9 @@
 """Face detection, tracking and cropping on real and generated frames."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -83,17 +87,36 @@ def test_empty_clip():
     (np.zeros((3, 10, 10, 3), np.float32), {}, "uint8 of shape"),
     (np.zeros((3, 10, 10, 3), np.uint8), {"crop_size": 4}, "crop_size must be >= 8"),
     (np.zeros((3, 10, 10, 3), np.uint8), {"detector": "dlib"}, "must be one of haar, mtcnn"),
+    (np.zeros((3, 10, 10, 3), np.uint8), {"detector": object()}, "must be a name or have a detect"),
+    (np.zeros((3, 10, 10, 3), np.uint8), {"margin": -0.1}, "margin must be >= 0"),
+    (np.zeros((3, 0, 10, 3), np.uint8), {}, "height and width must be >= 1"),
+    (np.zeros((3, 10, 10, 3), np.uint8), {"detect_every": 0}, "detect_every >= 1"),
 ])
 def test_bad_arguments(frames, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         faces.crop_faces(frames, **kwargs)
 
 
+@pytest.mark.parametrize("image", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32),
+                                   np.zeros((0, 10, 3), np.uint8)])
+def test_haar_detect_rejects_bad_images(image):
+    with pytest.raises(ConfigError, match="haar.detect: image"):
+        faces.make_detector("haar").detect(image)
+
+
+def test_importing_faces_does_not_import_tensorflow():
+    code = "import sys, preprocessing.faces; sys.exit('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
+
+
 def test_mtcnn_on_one_real_frame():
     pytest.importorskip("mtcnn")
     frame = media.decode_frames(CREMA_D / "1001_DFA_NEU_XX.flv", max_frames=1)[0]
     box = faces.make_detector("mtcnn").detect(frame)
-    assert box is not None and box[2] > box[0] and box[3] > box[1]
+    h, w = frame.shape[:2]
+    assert box is not None and box.dtype == np.float32
+    assert 0 <= box[0] < box[2] <= w and 0 <= box[1] < box[3] <= h
+    assert 0.15 * h < box[3] - box[1] < 0.9 * h
 
 
 def test_real_portrait_clip_has_faces():
