@@ -29,6 +29,7 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	@echo "== 1/4 extract: bundled CREMA-D clips -> HDF5 feature store"
+	mkdir -p $(DEMO_OUT)
 	$(BIN)/emonet extract tests/data/crema_d --layout crema_d --out $(DEMO_OUT)/crema_d_features.h5 --workers 2
 	@echo "== 2/4 train + 3/4 evaluate: experiments/demo_crema_d.yaml (a plumbing check on 6 clips, not a benchmark)"
 	$(BIN)/emonet train experiments/demo_crema_d.yaml --overwrite
