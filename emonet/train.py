@@ -276,7 +276,7 @@ class _Trainer:
     def cache_embeddings(self, encoder):
         """Embed every frame of the train and val clips once; returns {key: (T, E) float32}."""
         cache = self.run_dir / "embeddings.h5"
-        keys = self.train_table.keys + self.val_table.keys
+        keys = list(dict.fromkeys(self.train_table.keys + self.val_table.keys))  # the splits may be the same
         if cache.exists():
             with h5py.File(cache, "r") as f:
                 if all(k in f["clips"] for k in keys):
