@@ -305,7 +305,10 @@ def _progress_bar(total, enabled):
 
 
 def _worker_init():
-    """Runs in each worker: die with the parent (Linux), so a killed job leaves no orphans."""
+    """Runs in each worker: one OpenCV thread (the workers are the parallelism), and die with
+    the parent (Linux), so a killed job leaves no orphans."""
+    import cv2
+    cv2.setNumThreads(1)
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
