@@ -201,16 +201,21 @@ def process_record(record, params):
     tuple
         ``("ok", ClipFeatures)`` or ``("failed", key, relpath, source, reason)``.
     """
-    key = clip_key(record.relpath)
     try:
         with threadpool_limits(limits=1):  # one BLAS thread per worker: workers are the parallelism
             arrays, attrs, notes = extract_clip(record.path, params, detector=_worker_detector(params.detector))
-    except EmonetError as exc:
-        return ("failed", key, record.relpath, str(record.path), one_line(str(exc), 400))
+    except EmonetError as exc:  # its message already names the file
+        return ("failed", clip_key(record.relpath), record.relpath, str(record.path), one_line(str(exc), 400))
     except Exception as exc:  # noqa: BLE001 - a batch survives one bad file, whatever broke
-        return ("failed", key, record.relpath, str(record.path),
-                one_line(f"{record.path}: unexpected {type(exc).__name__}: {exc}", 400))
-    return ("ok", ClipFeatures(key=key, arrays=arrays, attrs={**attrs, **_record_attrs(record)}, notes=notes))
+        return _failure(record, f"unexpected {type(exc).__name__}: {exc}")
+    return ("ok", ClipFeatures(key=clip_key(record.relpath), arrays=arrays,
+                               attrs={**attrs, **_record_attrs(record)}, notes=notes))
+
+
+def _failure(record, cause):
+    """The ``("failed", key, relpath, source, reason)`` result of a record, reason naming the file."""
+    return ("failed", clip_key(record.relpath), record.relpath, str(record.path),
+            one_line(f"{record.path}: {cause}", 400))
 
 
 @functools.lru_cache(maxsize=None)
@@ -344,8 +349,7 @@ def _run_local(records, params, workers, handle):
                 try:
                     result = future.result()
                 except Exception as exc:  # noqa: BLE001 - a crashed worker fails its clip, not the batch
-                    result = ("failed", clip_key(record.relpath), record.relpath, str(record.path),
-                              one_line(f"{record.path}: worker crashed ({type(exc).__name__}: {exc})"))
+                    result = _failure(record, f"worker crashed ({type(exc).__name__}: {exc})")
                 handle(result)
                 submit_next()
 
@@ -381,7 +385,6 @@ def _run_dask(records, params, address, handle):
             try:
                 result = future.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker fails its clip, not the batch
-                result = ("failed", clip_key(record.relpath), record.relpath, str(record.path),
-                          one_line(f"{record.path}: Dask task failed ({type(exc).__name__}: {exc})"))
+                result = _failure(record, f"Dask task failed ({type(exc).__name__}: {exc})")
             handle(result)
             submit_next()
