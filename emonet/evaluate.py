@@ -85,6 +85,7 @@ def evaluate_run(run_dir, *, data=None, out_dir=None, baselines=True, log=None):
     out_dir = Path(out_dir) if out_dir else (run_dir if data is None else run_dir / f"eval_{Path(data).stem}")
     out_dir.mkdir(parents=True, exist_ok=True)
     with FeatureStore(store_path) as store:
+        _check_extraction(store, run, log)
         split = _labelled_split(store, split)
         table = SplitTable(store, split)
         functionals = audio_matrix(store, table.keys)
@@ -130,6 +131,15 @@ def evaluate_run(run_dir, *, data=None, out_dir=None, baselines=True, log=None):
     print(f"\nUAR {100 * report['uar']:.1f}%  accuracy {100 * report['accuracy']:.1f}%  (n={len(table)}) "
           f"-> {out_dir / 'metrics.json'}")
     return result
+
+
+def _check_extraction(store, run, log):
+    """Warn when a store was extracted with other settings than the run was trained on."""
+    differing = {k: (store.params.get(k), v) for k, v in run.extract_params.items() if store.params.get(k) != v}
+    if differing:
+        detail = ", ".join(f"{k}: store {s!r}, run {r!r}" for k, (s, r) in sorted(differing.items()))
+        log(f"warning: {store.path} was extracted with other settings than the run ({detail}); "
+            f"results may not be comparable")
 
 
 def _summary(report):
