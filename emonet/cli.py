@@ -186,6 +186,10 @@ def main(argv=None):
     except EmonetError as exc:
         print(f"emonet {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a file system refusal we did not foresee: still one line, naming the file
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"emonet {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"emonet {args.command}: interrupted; finished clips are kept, run again to resume", file=sys.stderr)
         return 130

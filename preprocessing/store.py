@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -109,6 +110,12 @@ def check_output_path(path):
         raise StoreError(f"{path}: cannot write the store: folder {parent} is not writable")
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
         raise StoreError(f"{path}: cannot write the store: file is not readable and writable")
+    try:  # permissions say little for root or special file systems: try it
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.probe-"):
+            pass
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot write the store: cannot create files in {parent} "
+                         f"({exc.strerror or exc})") from exc
     return path
 
 
@@ -261,7 +268,10 @@ class StoreWriter:
 
     def _acquire_lock(self):
         lock_path = Path(str(self.path) + ".lock")
-        handle = open(lock_path, "a+")
+        try:
+            handle = open(lock_path, "a+")
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot write the store ({exc.strerror or exc})") from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

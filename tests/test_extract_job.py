@@ -139,6 +139,7 @@ def test_dask_local_cluster(dataset, tmp_path):
     (lambda tmp: [str(CREMA_D), "--layout", "crema_d", "--out", str(tmp / "missing_dir" / "f.h5")],
      "does not exist"),
     (lambda tmp: [str(CREMA_D), "--layout", "crema_d", "--out", str(tmp)], "is a directory"),
+    (lambda tmp: [str(CREMA_D), "--layout", "crema_d", "--out", "/proc/emonet_test.h5"], "cannot write the store"),
     (lambda tmp: [str(CREMA_D), "--layout", "crema_d", "--out", str(tmp / "f.h5"), "--workers", "-1"],
      "--workers"),
 ])
