@@ -56,8 +56,11 @@ def test_missing_file(tmp_path):
         load_config(tmp_path / "none.yaml")
 
 
-@pytest.mark.parametrize("name", ["composite_fusion", "composite_audio", "composite_video", "demo_crema_d"])
-def test_shipped_configs_resolve(name):
+@pytest.mark.parametrize("name,root,smoke", [
+    ("composite_fusion", "shared/data/composite", True), ("composite_audio", "shared/data/composite", True),
+    ("composite_video", "shared/data/composite", True), ("demo_crema_d", "tests/data/crema_d", False),
+])
+def test_shipped_configs_resolve(name, root, smoke):
     from conftest import REPO
-    cfg = load_config(REPO / "experiments" / f"{name}.yaml")
-    assert load_config(REPO / "experiments" / f"{name}.yaml", smoke=bool(cfg and name != "demo_crema_d"))
+    cfg = load_config(REPO / "experiments" / f"{name}.yaml", smoke=smoke)
+    assert cfg["data"]["root"].endswith(root) and cfg["model"]["mode"] in ("fusion", "audio", "video")

@@ -1,6 +1,5 @@
 """The extraction job end to end: real ffmpeg, real HDF5, local processes and Dask, bad input, kill -9."""
 
-import shutil
 import signal
 import subprocess
 import sys

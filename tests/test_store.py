@@ -12,7 +12,6 @@ import h5py
 import numpy as np
 import pytest
 
-from preprocessing import store as store_mod
 from preprocessing.errors import StoreError
 from preprocessing.store import ClipFeatures, FeatureStore, StoreWriter, clip_key
 
