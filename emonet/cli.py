@@ -41,6 +41,8 @@ def _add_extract(sub):
     p.add_argument("--max-frames", "--max_frames", type=int, default=defaults.max_frames,
                    help="cap on frames per clip (uniform sampling beyond)")
     p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help="face detector")
+    p.add_argument("--margin", type=float, default=defaults.margin,
+                   help="border around the face box, as a fraction of its size per side")
     p.add_argument("--keep-frames", "--keep_frames", action="store_true", help="also store whole frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_extract)
@@ -60,7 +62,7 @@ def cmd_extract(args):
     for relpath, reason in manifest.skipped:
         print(f"not included: {relpath}: {reason}", file=sys.stderr)
     params = ExtractParams(crop_size=args.crop_size, max_frames=args.max_frames,
-                           detector=args.detector, keep_frames=args.keep_frames)
+                           detector=args.detector, margin=args.margin, keep_frames=args.keep_frames)
     print(f"extracting {len(records)} clips from {args.dataset_dir} ({args.layout} layout) -> {out}",
           file=sys.stderr)
     summary = run_extraction(records, out, params, workers=args.workers, scheduler=args.scheduler,
@@ -118,6 +120,8 @@ def _add_evaluate(sub):
     p.add_argument("run_dir", type=Path, help="run directory written by emonet train")
     p.add_argument("--data", type=Path, default=None,
                    help="feature store (.h5) or dataset folder to evaluate on (default: the run's val split)")
+    p.add_argument("--layout", default=None,
+                   help="folder layout of --data (afew, crema_d, ravdess, mead, folder, csv; default: the run's)")
     p.add_argument("--out", type=Path, default=None, help="folder for the results (default: in the run)")
     p.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
     p.set_defaults(func=cmd_evaluate)
@@ -125,7 +129,7 @@ def _add_evaluate(sub):
 
 def cmd_evaluate(args):
     from .evaluate import evaluate_run
-    evaluate_run(args.run_dir, data=args.data, out_dir=args.out, baselines=not args.no_baselines)
+    evaluate_run(args.run_dir, data=args.data, layout=args.layout, out_dir=args.out, baselines=not args.no_baselines)
     return 0
 
 

@@ -27,11 +27,12 @@ from .data import SplitTable, audio_matrix
 from .run import TrainedRun
 
 
-def resolve_data(run_dir, data, log):
+def resolve_data(run_dir, data, log, *, layout=None):
     """(store path, split) to evaluate on: the run's validation split, or ``data``.
 
-    ``data`` may be a ``.h5`` store or a dataset folder (extracted into
-    ``<run_dir>/eval_<folder name>_features.h5`` with the run's extraction settings).
+    ``data`` may be a ``.h5`` store or a dataset folder in ``layout`` (default: the
+    run's), extracted into ``<run_dir>/eval_<folder name>_features.h5`` with the run's
+    extraction settings.
     """
     cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
     if data is None:
@@ -47,7 +48,7 @@ def resolve_data(run_dir, data, log):
     from preprocessing.datasets import build_manifest
     from preprocessing.jobs import ExtractParams, run_extraction
     store = Path(run_dir) / f"eval_{data.name}_features.h5"
-    manifest = build_manifest(data, layout=cfg["data"]["layout"])
+    manifest = build_manifest(data, layout=layout or cfg["data"]["layout"])
     summary = run_extraction(list(manifest), store, ExtractParams(**cfg["extract"]), log=log)
     log(summary.line(store))
     return store, None
@@ -64,7 +65,7 @@ def _labelled_split(store, split):
     raise ConfigError(f"{store.path}: no labelled clips to evaluate on")
 
 
-def evaluate_run(run_dir, *, data=None, out_dir=None, baselines=True, log=None):
+def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=True, log=None):
     """Evaluate a run; returns the metrics dict (also written to ``metrics.json``).
 
     Parameters
@@ -72,6 +73,8 @@ def evaluate_run(run_dir, *, data=None, out_dir=None, baselines=True, log=None):
     run_dir : str or os.PathLike
     data : str or os.PathLike, optional
         A store or dataset folder (default: the run's validation split).
+    layout : str, optional
+        Folder layout of ``data`` (default: the run's).
     out_dir : str or os.PathLike, optional
         Where to write results (default: ``run_dir``, or ``run_dir/eval_<name>`` with ``data``).
     baselines : bool
@@ -80,7 +83,7 @@ def evaluate_run(run_dir, *, data=None, out_dir=None, baselines=True, log=None):
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     run_dir = Path(run_dir)
     run = TrainedRun(run_dir)
-    store_path, split = resolve_data(run_dir, data, log)
+    store_path, split = resolve_data(run_dir, data, log, layout=layout)
     train_store_path = store_path if data is None else None
     out_dir = Path(out_dir) if out_dir else (run_dir if data is None else run_dir / f"eval_{Path(data).stem}")
     out_dir.mkdir(parents=True, exist_ok=True)

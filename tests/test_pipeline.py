@@ -142,10 +142,11 @@ def test_evaluate_cli_prints_uar_and_accuracy(video_run, capsys):
 def test_evaluate_on_another_dataset_folder(video_run, tmp_path, capsys):
     run_dir, _ = video_run
     other = tmp_path / "other"
-    for c, label in enumerate(CLASSES4):
-        _clip(other / "Val_AFEW" / label / "x.mp4", tone=440, period=STRIPES[label], seed=200 + c)
-    assert main(["evaluate", str(run_dir), "--data", str(other), "--no-baselines"]) == 0
-    assert (run_dir / "eval_other" / "metrics.json").is_file()
+    for c, label in enumerate(CLASSES4):  # another corpus, in the generic <Emotion>/* layout
+        _clip(other / label / "x.mp4", tone=440, period=STRIPES[label], seed=200 + c)
+    assert main(["evaluate", str(run_dir), "--data", str(other), "--layout", "folder", "--no-baselines"]) == 0
+    metrics = json.loads((run_dir / "eval_other" / "metrics.json").read_text())
+    assert metrics["n"] == 4 and metrics["split"] == "train"
     assert "UAR" in capsys.readouterr().out
 
 
