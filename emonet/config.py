@@ -41,7 +41,7 @@ DEFAULTS = {
         "crop_size": 64,        # stored face crop side, px
         "max_frames": 150,      # frames kept per clip (6 s at 25 fps)
         "detector": "haar",
-        "margin": 0.25,         # border around the face box, fraction of its size per side
+        "margin": 0.1,          # border around the face box, fraction of its size per side
         "keep_frames": False,
     },
     "model": {

@@ -265,7 +265,7 @@ def centre_box(height, width):
     return np.array([x0, y0, x0 + side, y0 + side], np.float32)
 
 
-def crop_faces(frames, *, detector=None, crop_size=64, margin=0.25, detect_every=5, max_gap=25):
+def crop_faces(frames, *, detector=None, crop_size=64, margin=0.1, detect_every=5, max_gap=25):
     """Track the face through a clip and crop it from every frame.
 
     Parameters

@@ -58,7 +58,7 @@ class ExtractParams:
 
     analysis_side: int = 320
     crop_size: int = 64
-    margin: float = 0.25
+    margin: float = 0.1
     detector: str = faces.DEFAULT_DETECTOR
     detect_every: int = 5
     max_frames: int = 150
