@@ -33,6 +33,15 @@ from .reducer import AudioReducer
 ENCODE_BATCH = 256
 
 
+def embed_faces(encoder, crops, image_size):
+    """Face crops (T, S, S, 3) uint8 -> per-frame embeddings (T, E) float32, ENCODE_BATCH frames at a time."""
+    if len(crops) == 0:
+        return np.zeros((0, encoder.output_shape[-1]), np.float32)
+    parts = [encoder.predict_on_batch(prepare_faces(crops[i:i + ENCODE_BATCH], image_size))
+             for i in range(0, len(crops), ENCODE_BATCH)]
+    return np.concatenate([np.asarray(p) for p in parts]).astype(np.float32)
+
+
 def modes_needing(mode):
     """(needs_video, needs_audio) for a model mode."""
     return mode in ("fusion", "video"), mode in ("fusion", "audio")
@@ -79,11 +88,7 @@ class TrainedRun:
 
     def encode_faces(self, crops):
         """Face crops (T, S, S, 3) uint8 -> per-frame embeddings (T, E) float32."""
-        if len(crops) == 0:
-            return np.zeros((0, self.frame_encoder.output_shape[-1]), np.float32)
-        parts = [self.frame_encoder.predict_on_batch(prepare_faces(crops[i:i + ENCODE_BATCH], self.image_size))
-                 for i in range(0, len(crops), ENCODE_BATCH)]
-        return np.concatenate([np.asarray(p) for p in parts]).astype(np.float32)
+        return embed_faces(self.frame_encoder, crops, self.image_size)
 
     def reduce_audio(self, functionals, has_audio):
         """Audio functionals (n, D) -> reduced (n, d) float32; rows without audio are zeros (the training mean)."""

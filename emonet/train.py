@@ -42,7 +42,7 @@ from .data import (SplitTable, audio_matrix, clip_frames, frame_dataset, prepare
                    sequence_batch)
 from .loop import EpochLoop, make_optimizer, uar
 from .reducer import AudioReducer
-from .run import modes_needing
+from .run import embed_faces, modes_needing
 
 #: Frames per validation clip scored in stage one (centred segment sampling).
 VAL_FRAMES_PER_CLIP = 4
@@ -282,7 +282,6 @@ class _Trainer:
                 if all(k in f["clips"] for k in keys):
                     self.log("cache: frame embeddings already cached (resume)")
                     return {k: f["clips"][k][()] for k in keys}
-        from .run import ENCODE_BATCH
         start = time.perf_counter()
         out = {}
         tmp = cache.with_suffix(".tmp.h5")
@@ -290,14 +289,7 @@ class _Trainer:
             f.attrs["store_path"] = str(Path(self.store.path).resolve())
             group = f.create_group("clips")
             for key in keys:
-                crops = clip_frames(self.store.clip(key))
-                if len(crops):
-                    parts = [encoder.predict_on_batch(prepare_faces(crops[i:i + ENCODE_BATCH],
-                                                                    self.model_cfg["image_size"]))
-                             for i in range(0, len(crops), ENCODE_BATCH)]
-                    emb = np.concatenate([np.asarray(p) for p in parts]).astype(np.float32)
-                else:
-                    emb = np.zeros((0, self.model_cfg["embedding_dim"]), np.float32)
+                emb = embed_faces(encoder, clip_frames(self.store.clip(key)), self.model_cfg["image_size"])
                 group.create_dataset(key, data=emb)
                 out[key] = emb
         os.replace(tmp, cache)
