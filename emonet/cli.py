@@ -133,16 +133,13 @@ def cmd_evaluate(args):
     return 0
 
 
-#: Output formats of ``emonet predict`` (kept here so ``--help`` needs no TensorFlow import).
-PREDICT_FORMATS = ("table", "json", "csv")
-
-
 def _add_predict(sub):
+    from .predict import FORMATS
     p = sub.add_parser("predict", help="classify clips: top emotion and the seven probabilities",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("clips", nargs="+", type=Path, help="clip files")
     p.add_argument("--model", "-m", type=Path, required=True, help="run directory of a trained model")
-    p.add_argument("--format", "-f", choices=PREDICT_FORMATS, default="table", help="output format")
+    p.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format")
     p.add_argument("--output", "-o", type=Path, default=None, help="write the output to this file")
     p.add_argument("--submission", type=Path, default=None,
                    help="also write EmotiW-style label files (<clip>.txt) into this folder")

@@ -45,13 +45,8 @@ def resolve_data(run_dir, data, log, *, layout=None):
         return data, None
     if not data.is_dir():
         raise ConfigError(f"--data {data}: neither a .h5 feature store nor a dataset folder")
-    from preprocessing.datasets import build_manifest
-    from preprocessing.jobs import ExtractParams, run_extraction
-    store = Path(run_dir) / f"eval_{data.name}_features.h5"
-    manifest = build_manifest(data, layout=layout or cfg["data"]["layout"])
-    summary = run_extraction(list(manifest), store, ExtractParams(**cfg["extract"]), log=log)
-    log(summary.line(store))
-    return store, None
+    from .train import extract_folder
+    return extract_folder(data, Path(run_dir) / f"eval_{data.name}_features.h5", cfg, log, layout=layout), None
 
 
 def _labelled_split(store, split):

@@ -19,9 +19,9 @@ from preprocessing.errors import ConfigError, EmonetError, one_line
 from preprocessing.jobs import ExtractParams, extract_clip
 from preprocessing.faces import make_detector
 
-from .run import TrainedRun
-
-FORMATS = ("table", "json", "csv")  # same as emonet.cli.PREDICT_FORMATS
+#: Output formats. This module imports TensorFlow only when clips are classified,
+#: so ``emonet --help`` can read it cheaply.
+FORMATS = ("table", "json", "csv")
 
 
 def predict_clips(paths, run_dir, *, batch_size=16, progress=True, log=None):
@@ -48,6 +48,8 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, log=None):
         (path, one-line reason) of clips that were skipped.
     """
     from tqdm import tqdm
+
+    from .run import TrainedRun
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1; received {batch_size}")

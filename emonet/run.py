@@ -42,6 +42,13 @@ def embed_faces(encoder, crops, image_size):
     return np.concatenate([np.asarray(p) for p in parts]).astype(np.float32)
 
 
+def reduce_audio(reducer, functionals, has_audio):
+    """Audio functionals (n, D) -> reduced (n, d) float32; rows without audio are zeros (the training mean)."""
+    reduced = reducer.transform(np.asarray(functionals, np.float64)).astype(np.float32)
+    reduced[~np.asarray(has_audio, bool)] = 0.0
+    return reduced
+
+
 def modes_needing(mode):
     """(needs_video, needs_audio) for a model mode."""
     return mode in ("fusion", "video"), mode in ("fusion", "audio")
@@ -91,10 +98,8 @@ class TrainedRun:
         return embed_faces(self.frame_encoder, crops, self.image_size)
 
     def reduce_audio(self, functionals, has_audio):
-        """Audio functionals (n, D) -> reduced (n, d) float32; rows without audio are zeros (the training mean)."""
-        reduced = self.reducer.transform(np.asarray(functionals, np.float64)).astype(np.float32)
-        reduced[~np.asarray(has_audio, bool)] = 0.0
-        return reduced
+        """Audio functionals (n, D) -> reduced (n, d) float32; see :func:`reduce_audio`."""
+        return reduce_audio(self.reducer, functionals, has_audio)
 
     def inputs(self, embeddings, functionals, has_audio):
         """The model's input dict for a batch of clips (centred frame sampling)."""

@@ -42,7 +42,7 @@ from .data import (SplitTable, audio_matrix, clip_frames, frame_dataset, prepare
                    sequence_batch)
 from .loop import EpochLoop, make_optimizer, uar
 from .reducer import AudioReducer
-from .run import embed_faces, modes_needing
+from .run import embed_faces, modes_needing, reduce_audio
 
 #: Frames per validation clip scored in stage one (centred segment sampling).
 VAL_FRAMES_PER_CLIP = 4
@@ -83,6 +83,36 @@ def write_versions(run_dir):
     (run_dir / "versions.json").write_text(json.dumps(versions, indent=2))
 
 
+def extract_folder(root, store, cfg, log, *, layout=None, splits=None):
+    """Extract (resumably) the clips of dataset folder ``root`` into ``store`` with ``cfg``'s settings.
+
+    Parameters
+    ----------
+    root, store : pathlib.Path
+    cfg : dict
+        A resolved run config: its ``extract`` section and ``data.workers`` are used.
+    layout : str, optional
+        Folder layout (default: ``cfg["data"]["layout"]``).
+    splits : set of str, optional
+        Only these splits (default: all).
+
+    Returns
+    -------
+    pathlib.Path
+        ``store``.
+    """
+    store.parent.mkdir(parents=True, exist_ok=True)
+    manifest = build_manifest(root, layout=layout or cfg["data"]["layout"])
+    records = [r for r in manifest if splits is None or r.split in splits]
+    log(f"feature store {store}: extracting what is missing of {len(records)} clips")
+    summary = run_extraction(records, store, ExtractParams(**cfg["extract"]), workers=cfg["data"]["workers"],
+                             log=log)
+    log(summary.line(store))
+    if summary.failed:
+        log(f"warning: {summary.failed} clips failed extraction and are left out")
+    return store
+
+
 def prepare_store(cfg, log):
     """The feature store for a run: ``data.root`` itself if it is a store, else extracted (resumably).
 
@@ -96,17 +126,7 @@ def prepare_store(cfg, log):
             raise StoreError(f"{root}: no such feature store")
         return root
     store = Path(cfg["data"]["store"] or Path(cfg["output_dir"]) / f"{root.name}_features.h5")
-    store.parent.mkdir(parents=True, exist_ok=True)
-    manifest = build_manifest(root, layout=cfg["data"]["layout"])
-    splits = {cfg["data"]["train_split"], cfg["data"]["val_split"]}
-    records = [r for r in manifest if r.split in splits]
-    log(f"feature store {store}: extracting what is missing of {len(records)} clips")
-    summary = run_extraction(records, store, ExtractParams(**cfg["extract"]), workers=cfg["data"]["workers"],
-                             log=log)
-    log(summary.line(store))
-    if summary.failed:
-        log(f"warning: {summary.failed} clips failed extraction and are left out of training")
-    return store
+    return extract_folder(root, store, cfg, log, splits={cfg["data"]["train_split"], cfg["data"]["val_split"]})
 
 
 def train_from_config(config_path, *, smoke=False, resume=False, overwrite=False, log=None):
@@ -213,13 +233,10 @@ class _Trainer:
         reducer.save(self.run_dir / "reducer.npz")
         (self.run_dir / "reducer_warnings.json").write_text(json.dumps(reducer.warnings_, indent=2))
 
-        def reduce(x, table):
-            out = reducer.transform(x).astype(np.float32)
-            out[~table.has_audio] = 0.0
-            return out
         self.log(f"audio reducer ({self.model_cfg['reducer']}): {train_x.shape[1]} -> {reducer.n_components_} dims "
                  f"(fitted on {int(has.sum())} training clips)")
-        return reduce(train_x, self.train_table), reduce(val_x, self.val_table)
+        return (reduce_audio(reducer, train_x, self.train_table.has_audio),
+                reduce_audio(reducer, val_x, self.val_table.has_audio))
 
     # ------------------------------------------------------------------ stage one
     def train_frame_encoder(self):
