@@ -57,7 +57,9 @@ DEFAULTS = {
         "head_dropout": 0.5,
     },
     "train": {
-        "schedule": "two_stage",    # two_stage (the only schedule implemented so far; see README)
+        "schedule": "two_stage",    # two_stage: frame CNN on single frames, then LSTMs on cached embeddings;
+                                    # end_to_end: ResNet-20 + LSTMs trained together on frame sequences
+                                    # (video branch only; audio and fusion as in two_stage). See docs/DESIGN.md
         "optimizer": "adam",        # adam | sgd (momentum)
         "learning_rate": 1.0e-3,
         "momentum": 0.9,            # sgd only
@@ -66,7 +68,10 @@ DEFAULTS = {
         "frame_epochs": 20,         # stage 1: frame CNN on single frames
         "frames_per_clip": 4,       # stage 1: frames drawn per clip per epoch
         "epochs": 60,               # stage 2 (or end-to-end) epochs, upper bound
-        "patience": 12,             # stage two early stopping on validation UAR; stage one uses half
+        "finetune_epochs": 0,       # two_stage only: then fine-tune the video branch end to end (0 = off)
+        "finetune_lr_scale": 0.1,   # fine-tuning learning rate = learning_rate * this
+        "patience": 12,             # early stopping on validation UAR (stage two, end_to_end, finetune);
+                                    # stage one uses half
         "lr_schedule": "cosine",    # cosine | constant | plateau
         "class_weights": True,
         "augment": True,            # crop, flip, brightness on frames
@@ -82,7 +87,7 @@ DEFAULTS = {
 _CHOICES = {
     ("model", "mode"): ("fusion", "video", "audio"),
     ("model", "reducer"): ("lda", "pca", "none"),
-    ("train", "schedule"): ("two_stage",),
+    ("train", "schedule"): ("two_stage", "end_to_end"),
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "lr_schedule"): ("cosine", "constant", "plateau"),
     ("train", "fusion_init"): ("branches", "scratch"),
@@ -93,7 +98,7 @@ _CHOICES = {
 _POSITIVE = {
     ("model", "image_size"), ("model", "n_frames"), ("model", "embedding_dim"), ("model", "lstm_units"),
     ("model", "audio_dim"), ("train", "learning_rate"), ("train", "batch_size"), ("train", "frames_per_clip"),
-    ("train", "epochs"), ("extract", "crop_size"), ("extract", "max_frames"),
+    ("train", "epochs"), ("train", "finetune_lr_scale"), ("extract", "crop_size"), ("extract", "max_frames"),
 }
 
 
@@ -123,10 +128,13 @@ def _validate(cfg, source):
         value = cfg[section][key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"{source}: {section}.{key} must be a positive number; received {value!r}")
-    for section, key in [("train", "frame_epochs"), ("train", "patience")]:
+    for section, key in [("train", "frame_epochs"), ("train", "patience"), ("train", "finetune_epochs")]:
         value = cfg[section][key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{source}: {section}.{key} must be an integer >= 0; received {value!r}")
+    if cfg["train"]["schedule"] == "end_to_end" and cfg["train"]["finetune_epochs"]:
+        raise ConfigError(f"{source}: train.finetune_epochs applies to the two_stage schedule only (end_to_end "
+                          f"already trains the video branch end to end); set it to 0")
     if cfg["data"]["root"] in (REQUIRED, None, ""):
         raise ConfigError(f"{source}: data.root is required (a dataset folder or a .h5 feature store)")
     if not isinstance(cfg["seed"], int) or isinstance(cfg["seed"], bool):

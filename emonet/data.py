@@ -50,7 +50,9 @@ def prepare_faces(crops, image_size):
 
 
 def augment_frames(frames, seed):
-    """Random crop (90-100% of the side, resized back), horizontal flip, brightness/contrast.
+    """Random crop (85-100% of the side, resized back), horizontal flip, brightness/contrast.
+
+    Every frame gets its own random transform (stage one: independent frames).
 
     Parameters
     ----------
@@ -62,17 +64,53 @@ def augment_frames(frames, seed):
     -------
     tf.Tensor, same shape, in [0, 255].
     """
-    n, h, w = tf.shape(frames)[0], tf.shape(frames)[1], tf.shape(frames)[2]
+    return _apply_augmentation(frames, _augmentation_params(tf.shape(frames)[0], seed))
+
+
+def augment_clip(frames, seed):
+    """The transforms of :func:`augment_frames`, one random draw applied to every frame of a clip.
+
+    A clip keeps its temporal coherence: the same crop box, flip, gain and
+    brightness shift for all its frames, so the LSTMs see motion, not jitter.
+
+    Parameters
+    ----------
+    frames : tf.Tensor [shape=(T, H, W, 3), dtype=float32] in [0, 255]
+        The frames of one clip.
+    seed : tf.Tensor [shape=(2,), dtype=int32]
+        Stateless seed (one per clip).
+
+    Returns
+    -------
+    tf.Tensor, same shape, in [0, 255].
+    """
+    params = _augmentation_params(1, seed)
+    n = tf.shape(frames)[0]
+    return _apply_augmentation(frames, {k: tf.repeat(v, n, axis=0) for k, v in params.items()})
+
+
+def _augmentation_params(n, seed):
+    """``n`` random draws of the augmentation: crop scale (n,) and offset (n, 2) as fractions of the
+    side, flip (n, 1, 1, 1) bool, gain (n, 1, 1, 1) and brightness shift (n, 1, 1, 1) in grey levels."""
     seeds = tf.random.experimental.stateless_split(seed, 5)
     scale = tf.random.stateless_uniform([n], seeds[0], 0.85, 1.0)
-    offset = tf.random.stateless_uniform([n, 2], seeds[1], 0.0, 1.0) * (1.0 - scale[:, None])
+    return {
+        "scale": scale,
+        "offset": tf.random.stateless_uniform([n, 2], seeds[1], 0.0, 1.0) * (1.0 - scale[:, None]),
+        "flip": tf.random.stateless_uniform([n, 1, 1, 1], seeds[2]) < 0.5,
+        "gain": tf.random.stateless_uniform([n, 1, 1, 1], seeds[3], 0.75, 1.25),
+        "shift": tf.random.stateless_uniform([n, 1, 1, 1], seeds[4], -25.0, 25.0),
+    }
+
+
+def _apply_augmentation(frames, params):
+    """Apply per-frame augmentation parameters (leading dimension N) to frames (N, H, W, 3) in [0, 255]."""
+    n, h, w = tf.shape(frames)[0], tf.shape(frames)[1], tf.shape(frames)[2]
+    scale, offset = params["scale"], params["offset"]
     boxes = tf.stack([offset[:, 0], offset[:, 1], offset[:, 0] + scale, offset[:, 1] + scale], axis=1)
     frames = tf.image.crop_and_resize(frames, boxes, tf.range(n), tf.stack([h, w]))
-    flip = tf.random.stateless_uniform([n, 1, 1, 1], seeds[2]) < 0.5
-    frames = tf.where(flip, tf.reverse(frames, axis=[2]), frames)
-    gain = tf.random.stateless_uniform([n, 1, 1, 1], seeds[3], 0.75, 1.25)
-    shift = tf.random.stateless_uniform([n, 1, 1, 1], seeds[4], -25.0, 25.0)
-    return tf.clip_by_value((frames - TARGET_MEAN) * gain + TARGET_MEAN + shift, 0.0, 255.0)
+    frames = tf.where(params["flip"], tf.reverse(frames, axis=[2]), frames)
+    return tf.clip_by_value((frames - TARGET_MEAN) * params["gain"] + TARGET_MEAN + params["shift"], 0.0, 255.0)
 
 
 def sample_indices(n_available, n_frames, *, rng=None):
@@ -216,6 +254,100 @@ def frame_dataset(store_path, table, *, frames_per_clip, image_size, batch_size,
             x = augment_frames(x, tf.stack([tf.cast(seed, tf.int32), tf.cast(step, tf.int32)]))
         return x, y
     return dataset.map(to_model, num_parallel_calls=1).prefetch(2)
+
+
+def sequence_dataset(store_path, table, *, n_frames, image_size, batch_size, augment=False, seed=0,
+                     training=True, epoch=0):
+    """A ``tf.data`` stream of face-crop sequences for training the video branch end to end.
+
+    Per clip, ``n_frames`` frames are picked by :func:`sample_indices` and only
+    those are read from the HDF5 store. In training, every pass over the
+    dataset shuffles the clips and draws random segment offsets with
+    ``numpy.random.default_rng([seed, epoch + pass])``, and (``augment``) one
+    random :func:`augment_clip` transform per clip. Otherwise the frames are the
+    segment centres, the clips keep ``table`` order, nothing is augmented and
+    the prepared batches are cached in memory after the first pass (computed
+    once: about ``len(table) * n_frames * image_size**2 * 12`` bytes).
+
+    Frames go through :func:`prepare_faces` like every other path into the frame
+    CNN. Clips shorter than ``n_frames`` are padded at the end with mid-grey
+    frames (:data:`TARGET_MEAN`, the mean of a prepared face) marked 0 in
+    ``frame_mask``; a clip without frames has an all-zero mask.
+
+    Parameters
+    ----------
+    store_path : str or os.PathLike
+        The HDF5 feature store (opened read-only by the generator).
+    table : SplitTable
+        The clips; every clip is yielded once per pass.
+    n_frames : int
+        T, frames per clip.
+    image_size : int
+        S, frame side fed to the CNN, px.
+    batch_size : int
+        B, clips per batch (the last batch may be smaller).
+    augment : bool
+        Random crop, flip and brightness/contrast, the same for all frames of a clip (training only).
+    seed : int
+        Seeds the frame offsets, the clip order and the augmentation.
+    training : bool
+        Random sampling, shuffled, augmented (True); or centred, ordered and cached (False).
+    epoch : int
+        Index of the first pass (a resumed run continues the random stream of its next epoch).
+
+    Returns
+    -------
+    tf.data.Dataset
+        Batches ``({"frames": [shape=(B, T, S, S, 3)] float32 in [0, 255],
+        "frame_mask": [shape=(B, T)] float32 1/0}, labels [shape=(B,)] int64)``.
+    """
+    keys, labels = list(table.keys), table.labels
+    crop = _crop_size(store_path)
+    passes = iter(range(epoch, 10**9))
+
+    def generate():
+        rng = np.random.default_rng([seed, next(passes)]) if training else None
+        order = rng.permutation(len(keys)) if training else np.arange(len(keys))
+        with h5py.File(store_path, "r") as f:
+            clips = f["clips"]
+            for i in order:
+                crops, mask = _read_sequence(clips[keys[i]]["faces"], n_frames, rng)
+                clip_seed = rng.integers(0, 2**31 - 1, size=2) if training else np.zeros(2)
+                yield crops, mask, labels[i], clip_seed.astype(np.int32)
+
+    signature = (tf.TensorSpec((n_frames, crop, crop, 3), tf.uint8), tf.TensorSpec((n_frames,), tf.float32),
+                 tf.TensorSpec((), tf.int64), tf.TensorSpec((2,), tf.int32))
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(keys)))
+
+    def to_model(crops, mask, label, clip_seed):
+        frames = prepare_faces(crops, image_size)
+        if training and augment:
+            frames = augment_clip(frames, clip_seed)
+        frames = tf.where(mask[:, None, None, None] > 0, frames, TARGET_MEAN)
+        return {"frames": frames, "frame_mask": mask}, label
+
+    dataset = dataset.map(to_model, num_parallel_calls=1).batch(batch_size)
+    if not training:
+        dataset = dataset.cache()
+    return dataset.prefetch(2)
+
+
+def _read_sequence(faces, n_frames, rng):
+    """``n_frames`` crops of one clip's ``faces`` dataset (N, S, S, 3) uint8, reading only those frames.
+
+    Returns
+    -------
+    crops : np.ndarray [shape=(n_frames, S, S, 3), dtype=uint8], zeros where padded
+    mask : np.ndarray [shape=(n_frames,), dtype=float32]
+    """
+    index, mask = sample_indices(faces.shape[0], n_frames, rng=rng)
+    crops = np.zeros((n_frames,) + faces.shape[1:], np.uint8)
+    real = mask > 0
+    if real.any():
+        unique, inverse = np.unique(index[real], return_inverse=True)  # h5py reads increasing, distinct rows
+        crops[real] = faces[unique][inverse]
+    return crops, mask
 
 
 def _crop_size(store_path):

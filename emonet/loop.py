@@ -85,6 +85,32 @@ class EpochLoop:
             return load_model(last)
         return model
 
+    def start_from(self, model, score):
+        """Count ``model``, as it is before the first epoch, as the best so far (epoch 0).
+
+        For a stage that refines a trained model (fine-tuning): only an epoch
+        whose validation UAR beats ``score(model)`` replaces ``best.keras``, so the
+        stage returns the model it started from when no epoch improves on it
+        (``state["best_epoch"]`` stays 0). Does nothing once a best model is recorded
+        or an epoch has run (resume).
+
+        Parameters
+        ----------
+        model : keras.Model
+            Compiled; saved as ``best.keras``.
+        score : callable(model) -> float
+            Validation UAR.
+        """
+        if self.state["epoch"] > 0 or self.state["best_epoch"] >= 0:
+            return
+        val_uar = float(score(model))
+        if not model.optimizer.built:  # save its slots too, so best.keras reloads with a complete optimizer
+            model.optimizer.build(model.trainable_variables)
+        _atomic_save(model, self.folder / "best.keras")
+        self.state.update(best_uar=val_uar, best_epoch=0)
+        _atomic_write(self.state_path, json.dumps(self.state, indent=2))
+        self.log(f"{self.stage}: starting from val UAR {val_uar:.3f} (epoch 0)")
+
     def run(self, model, fit_epoch, score):
         """Run the remaining epochs.
 

@@ -5,7 +5,7 @@ Layout of a run directory (written by :mod:`emonet.train`)::
     config.yaml         resolved configuration (written before training starts)
     versions.json       library versions, git commit, machine
     reducer.npz         audio reducer arrays (never a pickle)
-    frame_encoder.keras ResNet-20 frame encoder (stage one)
+    frame_encoder.keras ResNet-20 frame encoder (stage one, or taken out of the end-to-end / fine-tuned model)
     model.keras         clip model on frame-embedding sequences + reduced audio (stage two)
     ablation/{audio,video}.keras   single-modality models of a fusion run
     embeddings.h5       per-frame embedding cache of the training store

@@ -1,7 +1,8 @@
-"""Training a run from a YAML config: extraction, reducer, two-stage training, evaluation.
+"""Training a run from a YAML config: extraction, reducer, video branch by schedule, clip models, evaluation.
 
-The default schedule is the two-stage one the EmotiW winners used, because
-end-to-end ResNet-20 + LSTM training runs at ~6 clips/s on a 2-core CPU:
+``train.schedule`` decides how the video branch (ResNet-20 frame encoder + 3 LSTMs) is trained.
+The default is the two-stage one the EmotiW winners used, because end-to-end ResNet-20 + LSTM
+training is slow on a 2-core CPU:
 
 1. **frames**: ResNet-20 + softmax trained on single face frames (each epoch
    draws ``frames_per_clip`` frames per training clip, augmented);
@@ -10,8 +11,24 @@ end-to-end ResNet-20 + LSTM training runs at ~6 clips/s on a 2-core CPU:
 3. **clip model**: LSTMs + audio branch + fusion head trained on sequences of
    cached embeddings and the reduced audio vector (fast: seconds per epoch).
 
-Both stages stop early on validation UAR and checkpoint every epoch, so an
-interrupted run resumes where it stopped (``emonet train CONFIG --resume``).
+With ``train.finetune_epochs`` > 0, the two-stage video model is then **fine-tuned** end to end
+(``stages/finetune``): frame encoder and video clip model are joined into the frames-input model
+and trained on frame sequences at ``learning_rate * finetune_lr_scale``. Its validation UAR before
+fine-tuning counts as epoch 0, so the two-stage model is kept unless an epoch beats it; otherwise
+``frame_encoder.keras`` and the video model are replaced and the cache is rebuilt before the
+audio and fusion stages read it.
+
+``schedule: end_to_end`` replaces steps 1 and the video clip model by one stage
+(``stages/end_to_end``): the frames-input video model (``TimeDistributed(ResNet-20)`` + LSTMs +
+head) is trained from scratch on frame sequences streamed from the store
+(:func:`emonet.data.sequence_dataset`). Its best epoch is split into ``frame_encoder.keras`` and
+the embeddings-input video model (:func:`emonet.models.split_video_model`, same probabilities), so
+the cache, the audio and fusion stages, evaluation and prediction run exactly as for two_stage.
+Fine-tuning does not apply to it (the config refuses both).
+
+Every stage stops early on validation UAR and checkpoints every epoch in ``stages/<stage>/``, and
+is skipped when its output exists, so an interrupted run resumes where it stopped
+(``emonet train CONFIG --resume``).
 
 Examples
 --------
@@ -39,7 +56,7 @@ from preprocessing.store import FeatureStore
 
 from .config import dump_config, load_config
 from .data import (SplitTable, audio_matrix, clip_frames, frame_dataset, prepare_faces, sample_indices,
-                   sequence_batch)
+                   sequence_batch, sequence_dataset)
 from .loop import EpochLoop, make_optimizer, uar
 from .reducer import AudioReducer
 from .run import embed_faces, modes_needing, reduce_audio
@@ -203,10 +220,7 @@ class _Trainer:
         mode = self.model_cfg["mode"]
         needs_video, needs_audio = modes_needing(mode)
         audio = self.fit_reducer() if needs_audio else None
-        embeddings = None
-        if needs_video:
-            encoder = self.train_frame_encoder()
-            embeddings = self.cache_embeddings(encoder)
+        embeddings = self.fit_video_branch() if needs_video else None
         branches = {}
         if mode == "fusion":  # the single-modality models: the ablation, and the branches to fuse
             (self.run_dir / "ablation").mkdir(exist_ok=True)
@@ -237,6 +251,149 @@ class _Trainer:
                  f"(fitted on {int(has.sum())} training clips)")
         return (reduce_audio(reducer, train_x, self.train_table.has_audio),
                 reduce_audio(reducer, val_x, self.val_table.has_audio))
+
+    # ------------------------------------------------------------------ video branch by schedule
+    def fit_video_branch(self):
+        """Frame encoder (and, for end_to_end / fine-tuning, the video clip model) by ``train.schedule``.
+
+        - two_stage: stage one, then the cache (the video clip model is trained by :meth:`fit` as before);
+          with ``finetune_epochs`` > 0 also the video clip model, then :meth:`finetune_video`;
+        - end_to_end: :meth:`train_end_to_end`.
+
+        Returns
+        -------
+        dict
+            ``{key: (T_i, E) float32}`` frame embeddings of the train and val clips, computed with the
+            final ``frame_encoder.keras``.
+        """
+        tcfg = self.train_cfg
+        if tcfg["schedule"] == "end_to_end":
+            return self.cache_embeddings(self.train_end_to_end(self._video_target()))
+        embeddings = self.cache_embeddings(self.train_frame_encoder())
+        if tcfg["finetune_epochs"] > 0:
+            target = self._video_target()
+            clip_model = self.train_clip_model("video", embeddings, None, target)
+            embeddings = self.cache_embeddings(self.finetune_video(clip_model, target))
+        return embeddings
+
+    def _video_target(self):
+        """Where the run keeps its video-only clip model: ablation/video.keras (fusion) or model.keras (video)."""
+        if self.model_cfg["mode"] == "fusion":
+            (self.run_dir / "ablation").mkdir(exist_ok=True)
+            return self.run_dir / "ablation" / "video.keras"
+        return self.run_dir / "model.keras"
+
+    def train_end_to_end(self, target):
+        """Schedule end_to_end: ResNet-20 + LSTMs + head trained together on frame sequences (stages/end_to_end).
+
+        The best frames-input model is split (:func:`emonet.models.split_video_model`) into
+        ``frame_encoder.keras`` and the embeddings-input video model ``target``, the form
+        inference reads. Skipped when both exist (resume).
+
+        Returns
+        -------
+        keras.Model
+            The frame encoder, (B, S, S, 3) -> (B, E).
+        """
+        from .models import build_emonet, load_model, split_video_model
+        encoder_path = self.run_dir / "frame_encoder.keras"
+        if encoder_path.exists() and target.exists():
+            self.log("end_to_end: video model already trained (resume)")
+            return load_model(encoder_path, compile=False)
+        cfg, tcfg = self.model_cfg, self.train_cfg
+        model = build_emonet(mode="video", video_input="frames", n_frames=cfg["n_frames"],
+                             image_size=cfg["image_size"], embedding_dim=cfg["embedding_dim"],
+                             lstm_units=cfg["lstm_units"], head_dropout=cfg["head_dropout"])
+        model.compile(optimizer=make_optimizer(tcfg["optimizer"], tcfg["learning_rate"], momentum=tcfg["momentum"],
+                                               weight_decay=tcfg["weight_decay"]),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        loop = EpochLoop(self.run_dir / "stages" / "end_to_end", stage="end_to_end", epochs=tcfg["epochs"],
+                         patience=tcfg["patience"], schedule=tcfg["lr_schedule"], base_lr=tcfg["learning_rate"],
+                         log=self.log)
+        best = self._run_sequence_loop(loop, loop.resume_model(model))
+        encoder, clip_model = split_video_model(best)
+        _save_models({target: clip_model, encoder_path: encoder})
+        self.log(f"end_to_end: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']} "
+                 f"-> {encoder_path.name}, {target.relative_to(self.run_dir)}")
+        return encoder
+
+    def finetune_video(self, clip_model, target):
+        """Fine-tune the two-stage video branch end to end (``train.finetune_epochs`` > 0; stages/finetune).
+
+        The frames-input model is assembled from ``frame_encoder.keras`` and ``clip_model``
+        (:func:`emonet.models.join_video_model`) and trained at ``learning_rate * finetune_lr_scale``.
+        Its val UAR before fine-tuning counts as epoch 0: if no epoch beats it, nothing changes.
+        Otherwise the stale ``embeddings.h5`` is deleted and ``frame_encoder.keras`` and ``target``
+        are replaced by the split fine-tuned model; the caller rebuilds the cache.
+        ``stages/finetune/outcome.json`` marks the stage done (resume).
+
+        Returns
+        -------
+        keras.Model
+            The frame encoder to cache with (fine-tuned or not), loaded from ``frame_encoder.keras``.
+        """
+        from .models import join_video_model, load_model, split_video_model
+        encoder_path = self.run_dir / "frame_encoder.keras"
+        folder = self.run_dir / "stages" / "finetune"
+        outcome_path = folder / "outcome.json"
+        if outcome_path.exists():
+            self.log("finetune: video branch already fine-tuned (resume)")
+            return load_model(encoder_path, compile=False)
+        tcfg = self.train_cfg
+        lr = tcfg["learning_rate"] * tcfg["finetune_lr_scale"]
+        model = join_video_model(load_model(encoder_path, compile=False), clip_model)
+        model.compile(optimizer=make_optimizer(tcfg["optimizer"], lr, momentum=tcfg["momentum"],
+                                               weight_decay=tcfg["weight_decay"]),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        loop = EpochLoop(folder, stage="finetune", epochs=tcfg["finetune_epochs"], patience=tcfg["patience"],
+                         schedule=tcfg["lr_schedule"], base_lr=lr, log=self.log)
+        model = loop.resume_model(model)
+        loop.start_from(model, self._score_sequences)
+        best = self._run_sequence_loop(loop, model)
+        state = loop.state
+        improved = state["best_epoch"] > 0
+        if improved:
+            encoder, fine_clip = split_video_model(best)
+            (self.run_dir / "embeddings.h5").unlink(missing_ok=True)  # computed with the old encoder
+            _save_models({target: fine_clip, encoder_path: encoder})
+        outcome = {"improved": improved, "best_epoch": state["best_epoch"], "best_uar": state["best_uar"]}
+        tmp = outcome_path.with_name(outcome_path.name + ".tmp")
+        tmp.write_text(json.dumps(outcome, indent=2))
+        os.replace(tmp, outcome_path)
+        self.log(f"finetune: best val UAR {state['best_uar']:.3f} at epoch {state['best_epoch']} "
+                 + ("-> frame_encoder.keras and the video model replaced" if improved
+                    else "(epoch 0: the two-stage model is kept)"))
+        return load_model(encoder_path, compile=False)
+
+    def _run_sequence_loop(self, loop, model):
+        """Train a frames-input video model with ``loop`` on frame sequences; returns the best model.
+
+        Training clips: random segment offsets and clip-level augmentation, reshuffled every epoch
+        (the stream of epoch k is the same after a resume). Validation: centred frames, read once.
+        """
+        from .models import load_model
+        if loop.done:
+            return load_model(loop.folder / "best.keras", compile=False)
+        cfg, tcfg = self.model_cfg, self.train_cfg
+        train_data = sequence_dataset(self.store.path, self.train_table, n_frames=cfg["n_frames"],
+                                      image_size=cfg["image_size"], batch_size=tcfg["batch_size"],
+                                      augment=tcfg["augment"], seed=self.cfg["seed"], training=True,
+                                      epoch=loop.state["epoch"])
+
+        def fit_epoch(model, epoch):
+            history = model.fit(train_data, epochs=1, class_weight=self.class_weight, shuffle=False, verbose=0)
+            return {k: v[-1] for k, v in history.history.items()}
+
+        return loop.run(model, fit_epoch, self._score_sequences)
+
+    def _score_sequences(self, model):
+        """Validation UAR of a frames-input video model (centred frames; the batches are built once)."""
+        if getattr(self, "_val_sequences", None) is None:
+            self._val_sequences = sequence_dataset(
+                self.store.path, self.val_table, n_frames=self.model_cfg["n_frames"],
+                image_size=self.model_cfg["image_size"], batch_size=self.train_cfg["batch_size"], training=False)
+        proba = np.asarray(model.predict(self._val_sequences, verbose=0))
+        return uar(self.val_table.labels, proba.argmax(axis=1))
 
     # ------------------------------------------------------------------ stage one
     def train_frame_encoder(self):
@@ -372,6 +529,14 @@ class _Trainer:
         best.save(target)
         self.log(f"{mode}: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']} -> {target}")
         return best
+
+
+def _save_models(models):
+    """Save ``{path: keras.Model}`` each through a temporary file and ``os.replace`` (never half-written)."""
+    for path, model in models.items():
+        tmp = path.with_name(path.stem + ".tmp.keras")
+        model.save(tmp)
+        os.replace(tmp, path)
 
 
 def _embedding_std(embeddings):

@@ -29,6 +29,12 @@ def test_defaults_and_relative_paths(tmp_path):
     ({"data": {"root": "x"}, "train": {"batch_size": 0}}, "train.batch_size must be a positive number"),
     ({"data": {"root": "x"}, "train": {"patience": -1}}, "train.patience must be an integer >= 0"),
     ({"data": {"root": "x"}, "seed": "one"}, "seed must be an integer"),
+    ({"data": {"root": "x"}, "train": {"schedule": "joint"}}, "train.schedule must be one of two_stage, end_to_end"),
+    ({"data": {"root": "x"}, "train": {"finetune_epochs": 1.5}}, "train.finetune_epochs must be an integer >= 0"),
+    ({"data": {"root": "x"}, "train": {"finetune_epochs": -1}}, "train.finetune_epochs must be an integer >= 0"),
+    ({"data": {"root": "x"}, "train": {"finetune_lr_scale": 0}}, "train.finetune_lr_scale must be a positive number"),
+    ({"data": {"root": "x"}, "train": {"schedule": "end_to_end", "finetune_epochs": 2}},
+     "train.finetune_epochs applies to the two_stage schedule only"),
     ({"data": {"root": "x"}, "model": 3}, "section model. must be a mapping"),
     ("data: [unclosed", "not valid YAML"),
 ])
@@ -49,6 +55,17 @@ def test_smoke_overrides(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key 'train.epoch'"):
         load_config(write(tmp_path, {"data": {"root": "x"}, "smoke": {"train": {"epoch": 1}}}, "bad.yaml"),
                     smoke=True)
+
+
+def test_schedules_and_finetuning(tmp_path):
+    cfg = load_config(write(tmp_path, {"data": {"root": "x"}}))
+    assert cfg["train"]["schedule"] == "two_stage" and cfg["train"]["finetune_epochs"] == 0
+    assert cfg["train"]["finetune_lr_scale"] == 0.1
+    cfg = load_config(write(tmp_path, {"data": {"root": "x"}, "train": {"schedule": "end_to_end"}}, "e2e.yaml"))
+    assert cfg["train"]["schedule"] == "end_to_end"
+    cfg = load_config(write(tmp_path, {"data": {"root": "x"}, "train": {"finetune_epochs": 3,
+                                                                      "finetune_lr_scale": 0.5}}, "ft.yaml"))
+    assert (cfg["train"]["finetune_epochs"], cfg["train"]["finetune_lr_scale"]) == (3, 0.5)
 
 
 def test_missing_file(tmp_path):

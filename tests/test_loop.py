@@ -63,3 +63,29 @@ def test_early_stopping_on_stalled_uar(tmp_path):
                      log=lambda m: None)
     loop.run(_model(), lambda model, epoch: {"loss": 1.0}, lambda model: 0.5)
     assert loop.state["epoch"] == 4 and loop.state["best_epoch"] == 1
+
+
+def test_a_refining_stage_keeps_its_start_model_unless_an_epoch_beats_it(tmp_path):
+    start = _model()
+    weights = [w.copy() for w in start.get_weights()]
+    scores = iter([0.6, 0.5, 0.55])  # start model, epoch 1, epoch 2
+
+    def worsen(model, epoch):
+        model.set_weights([w + 1.0 for w in model.get_weights()])
+        return {"loss": 1.0}
+
+    loop = EpochLoop(tmp_path / "kept", stage="toy", epochs=2, patience=0, schedule="constant", base_lr=0.1,
+                     log=lambda m: None)
+    loop.start_from(start, lambda model: next(scores))
+    best = loop.run(start, worsen, lambda model: next(scores))
+    assert loop.state["best_epoch"] == 0 and loop.state["best_uar"] == 0.6 and loop.state["epoch"] == 2
+    for got, expected in zip(best.get_weights(), weights):
+        np.testing.assert_array_equal(got, expected)
+
+    loop = EpochLoop(tmp_path / "beaten", stage="toy", epochs=2, patience=0, schedule="constant", base_lr=0.1,
+                     log=lambda m: None)
+    scores = iter([0.4, 0.5, 0.45])
+    loop.start_from(_model(), lambda model: next(scores))
+    loop.start_from(_model(), lambda model: pytest.fail("scored twice"))  # recorded already (resume)
+    loop.run(_model(), worsen, lambda model: next(scores))
+    assert loop.state["best_epoch"] == 1 and loop.state["best_uar"] == 0.5

@@ -19,8 +19,10 @@ from emonet.models import (
     build_resnet,
     build_resnet20,
     build_video_encoder,
+    join_video_model,
     load_model,
     model_inputs,
+    split_video_model,
 )
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError, ModelError
@@ -339,3 +341,54 @@ def test_video_encoder_rejects_mismatched_frame_encoder(kwargs, match):
 def test_frame_classifier_rejects_non_model():
     with pytest.raises(ConfigError, match=r"^build_frame_classifier: frame_encoder must be a keras.Model; received: str$"):
         build_frame_classifier("resnet")
+
+
+# --------------------------------------------------------------------------- frames form <-> embeddings form
+def _perturbed(model, seed, frames):
+    """``model`` with every weight moved by N(0, 0.05), so BN statistics, LSTMs and head are all non-trivial,
+    and the frame encoder's projection rescaled to unit-variance embeddings of ``frames`` (N, S, S, 3), so the
+    LSTMs are not saturated by an untrained encoder's large constant output."""
+    rng = np.random.default_rng(seed)
+    model.set_weights([w + rng.normal(scale=0.05, size=w.shape).astype(w.dtype) for w in model.get_weights()])
+    encoder = model.get_layer("video_encoder").get_layer("video_encoder_frames").layer
+    emb = encoder.predict(frames, verbose=0)
+    projection = encoder.get_layer("frame_encoder_projection")
+    kernel, bias = projection.get_weights()
+    mean, std = emb.mean(axis=0), emb.std(axis=0) + 1e-6
+    projection.set_weights([kernel / std, (bias - mean) / std])
+    return model
+
+
+def test_split_video_model_gives_the_same_probabilities_as_the_frames_model(tmp_path):
+    from emonet.data import prepare_faces
+    from emonet.run import embed_faces
+    crops = np.random.default_rng(2).integers(0, 256, (4 * T, SIZE, SIZE, 3), dtype=np.uint8)
+    prepared = np.asarray(prepare_faces(crops, SIZE))
+    mask = _inputs(("frame_mask",), batch=4)["frame_mask"]
+    mask[3] = 0  # a clip without frames
+    x = {"frames": prepared.reshape(4, T, SIZE, SIZE, 3), "frame_mask": mask}
+    frames_model = _perturbed(_small_emonet("video", "frames", lstm_units=8), 4, prepared)
+    encoder, clip_model = split_video_model(frames_model)
+    encoder.save(tmp_path / "frame_encoder.keras")
+    clip_model.save(tmp_path / "model.keras")
+    encoder, clip_model = load_model(tmp_path / "frame_encoder.keras"), load_model(tmp_path / "model.keras")
+    assert [t.name for t in clip_model.inputs] == ["frame_embeddings", "frame_mask"]
+    assert encoder.name == "frame_encoder" and encoder.output_shape == (None, E)
+
+    expected = frames_model.predict(x, verbose=0)
+    emb = embed_faces(encoder, crops, SIZE).reshape(4, T, E) * mask[..., None]  # the inference path
+    got = clip_model.predict({"frame_embeddings": emb, "frame_mask": mask}, verbose=0)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    other = dict(x, frames=x["frames"][:, ::-1, :, ::-1])  # other frames, same masks
+    assert np.abs(frames_model.predict(other, verbose=0) - expected)[:3].max() > 1e-3  # the frames matter
+
+    joined = join_video_model(encoder, clip_model)
+    assert [t.name for t in joined.inputs] == ["frames", "frame_mask"]
+    np.testing.assert_allclose(joined.predict(x, verbose=0), expected, atol=1e-5)
+
+
+def test_split_and_join_refuse_the_wrong_form():
+    with pytest.raises(ConfigError, match=r"^split_video_model: expected a video model with inputs"):
+        split_video_model(_small_emonet("video", "embeddings"))
+    with pytest.raises(ConfigError, match=r"^join_video_model: expected a video model with inputs"):
+        join_video_model(build_resnet20(image_size=SIZE, embedding_dim=E), _small_emonet("fusion", "embeddings"))

@@ -8,7 +8,9 @@ Each is learned well above chance by the mode that can see it. The trained runs 
 once per session and shared (TensorFlow's first steps are slow).
 """
 
+import csv
 import json
+import shutil
 import subprocess
 
 import numpy as np
@@ -52,14 +54,14 @@ def _corpus(root, *, label_in):
     return root
 
 
-def _config(tmp, root, mode, name):
+def _config(tmp, root, mode, name, *, train_overrides=None):
     cfg = {
         "seed": 0, "name": name, "output_dir": str(tmp / "runs"),
         "data": {"root": str(root), "layout": "afew", "store": str(tmp / f"{name}.h5"), "workers": 2},
         "extract": {"crop_size": 32, "max_frames": 40},
         "model": {"mode": mode, "image_size": 32, "n_frames": 6, "lstm_units": 16, "audio_dim": 32},
         "train": {"frame_epochs": 6, "frames_per_clip": 8, "epochs": 40, "patience": 0, "batch_size": 8,
-                  "learning_rate": 3e-3},
+                  "learning_rate": 3e-3, **(train_overrides or {})},
         "smoke": {"train": {"frame_epochs": 1, "epochs": 1}},
     }
     path = tmp / f"{name}.yaml"
@@ -202,3 +204,130 @@ def test_predict_with_missing_run_is_one_line(tmp_path, capsys):
     status = main(["predict", str(CREMA_D / "1001_DFA_HAP_XX.flv"), "--model", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "not a run directory" in err[0]
+
+
+# --------------------------------------------------------------------------- end-to-end schedule, fine-tuning
+# Both runs read the feature store of the fusion run (``data.root`` = the .h5 store: no extraction).
+
+@pytest.fixture(scope="session")
+def end_to_end_run(video_run):
+    """A video-only run with ``schedule: end_to_end`` on the stripes corpus's store."""
+    run_dir, root = video_run
+    tmp = run_dir.parent.parent
+    config = _config(tmp, tmp / "stripes.h5", "video", "stripes_e2e",
+                     train_overrides={"schedule": "end_to_end", "epochs": 10, "batch_size": 4})
+    logs = []
+    return train(load_config(config), log=logs.append), root, logs
+
+
+@pytest.fixture(scope="session")
+def finetune_run(video_run):
+    """A two-stage video-only run fine-tuned end to end for two epochs.
+
+    Stage one is not trained again: the fusion run's ``frame_encoder.keras`` (same store, same frame
+    settings) is put into the new run folder, which then resumes like a run interrupted after stage
+    one. Its video clip model gets a single epoch, so fine-tuning has something to improve on (with
+    these settings the first fine-tuning epoch beats it here; the test holds either way).
+    """
+    run_dir, root = video_run
+    tmp = run_dir.parent.parent
+    config = _config(tmp, tmp / "stripes.h5", "video", "stripes_finetune",
+                     train_overrides={"epochs": 1, "batch_size": 4, "finetune_epochs": 2,
+                                      "finetune_lr_scale": 0.3})
+    cfg = load_config(config)
+    new_run = tmp / "runs" / "stripes_finetune-seed0"
+    new_run.mkdir(parents=True)
+    shutil.copy(run_dir / "frame_encoder.keras", new_run / "frame_encoder.keras")
+    stage_one = (new_run / "frame_encoder.keras").read_bytes()
+    logs = []
+    return train(cfg, resume=True, log=logs.append), root, logs, stage_one
+
+
+def _val_sequences(run_dir):
+    """Centred frame sequences of the validation clips of a run's store, with the store's labels."""
+    from emonet.data import SplitTable, sequence_dataset
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    with FeatureStore(cfg["data"]["root"]) as store:
+        table = SplitTable(store, "val")
+    data = sequence_dataset(cfg["data"]["root"], table, n_frames=cfg["model"]["n_frames"],
+                            image_size=cfg["model"]["image_size"], batch_size=5, training=False)
+    return data, table
+
+
+def _run_probabilities(run_dir, table):
+    """Validation probabilities through the inference path (frame_encoder.keras + clip model on embeddings)."""
+    from emonet.run import TrainedRun
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    run = TrainedRun(run_dir)
+    with FeatureStore(cfg["data"]["root"]) as store:
+        embeddings = run.store_embeddings(store, table.keys)
+    return run.predict(embeddings, None, table.has_audio)
+
+
+def test_end_to_end_run_trains_the_video_branch_and_saves_the_inference_form(end_to_end_run):
+    run_dir, _, logs = end_to_end_run
+    for name in ("frame_encoder.keras", "model.keras", "embeddings.h5", "metrics.json",
+                 "stages/end_to_end/log.csv", "stages/end_to_end/best.keras"):
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / "stages" / "frames").exists() and not (run_dir / "stages" / "video").exists()
+    with open(run_dir / "stages" / "end_to_end" / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 10 and all(float(r["seconds"]) > 0 for r in rows)
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    from emonet.models import load_model
+    assert [t.name for t in load_model(run_dir / "model.keras").inputs] == ["frame_embeddings", "frame_mask"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["mode"] == "video" and metrics["n"] == 4 * N_VAL and metrics["uar"] > 0.25  # chance: 0.25
+    state = json.loads((run_dir / "stages" / "end_to_end" / "state.json").read_text())
+    assert metrics["uar"] == pytest.approx(state["best_uar"], abs=1e-6)  # evaluation reads the split model
+
+
+def test_end_to_end_model_and_its_inference_form_give_the_same_probabilities(end_to_end_run):
+    run_dir, _, _ = end_to_end_run
+    from emonet.models import load_model
+    data, table = _val_sequences(run_dir)
+    frames_form = np.asarray(load_model(run_dir / "stages" / "end_to_end" / "best.keras").predict(data, verbose=0))
+    np.testing.assert_allclose(_run_probabilities(run_dir, table), frames_form, atol=1e-4)
+
+
+def test_end_to_end_run_evaluates_predicts_and_resumes(end_to_end_run, capsys):
+    run_dir, root, _ = end_to_end_run
+    assert main(["evaluate", str(run_dir), "--out", str(run_dir / "eval_again"), "--no-baselines"]) == 0
+    assert "UAR" in capsys.readouterr().out
+    clip = sorted((root / "Val_AFEW" / "Sad").glob("*.mp4"))[0]
+    assert main(["predict", str(clip), "--model", str(run_dir), "-f", "json", "--no-progress"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    assert abs(sum(result["probabilities"].values()) - 1) < 1e-4
+    logs = []
+    train(load_config(run_dir.parent.parent / "stripes_e2e.yaml"), resume=True, log=logs.append)
+    assert any("end_to_end: video model already trained (resume)" in m for m in logs)
+    assert not any(" epoch 1/" in m for m in logs)
+
+
+def test_finetune_run_keeps_encoder_cache_and_clip_model_consistent(finetune_run):
+    run_dir, _, logs, stage_one = finetune_run
+    for name in ("frame_encoder.keras", "model.keras", "embeddings.h5", "metrics.json",
+                 "stages/video/log.csv", "stages/finetune/log.csv", "stages/finetune/outcome.json"):
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / "stages" / "frames").exists()  # stage one came from the fusion run
+    with open(run_dir / "stages" / "finetune" / "log.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+    outcome = json.loads((run_dir / "stages" / "finetune" / "outcome.json").read_text())
+    assert any("finetune: starting from val UAR" in m for m in logs)
+    # fine-tuned (or kept) encoder and clip model are the two halves of stages/finetune/best.keras,
+    # and the cache the later stages read was computed with that encoder
+    from emonet.models import load_model
+    data, table = _val_sequences(run_dir)
+    best = np.asarray(load_model(run_dir / "stages" / "finetune" / "best.keras").predict(data, verbose=0))
+    np.testing.assert_allclose(_run_probabilities(run_dir, table), best, atol=1e-4)
+    assert ((run_dir / "frame_encoder.keras").read_bytes() != stage_one) == outcome["improved"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["uar"] == pytest.approx(outcome["best_uar"], abs=1e-6)
+
+
+def test_finetune_run_resumes_without_training(finetune_run):
+    run_dir, _, _, _ = finetune_run
+    logs = []
+    train(load_config(run_dir.parent.parent / "stripes_finetune.yaml"), resume=True, log=logs.append)
+    assert any("finetune: video branch already fine-tuned (resume)" in m for m in logs)
+    assert not any(" epoch 1/" in m for m in logs)

@@ -1,0 +1,118 @@
+"""Frame-sequence streams for end-to-end training (emonet.data.sequence_dataset) on a tiny written store."""
+
+import numpy as np
+import pytest
+
+from emonet.data import TARGET_MEAN, SplitTable, prepare_faces, sample_indices, sequence_dataset
+from preprocessing.store import ClipFeatures, FeatureStore, StoreWriter, clip_key
+
+CROP, SIZE, T = 16, 12, 5  # stored crop side, frame side fed to the CNN (px), frames per clip
+
+
+def _faces(seed, n):
+    """``n`` different random face crops (n, CROP, CROP, 3) uint8."""
+    return np.random.default_rng(seed).integers(0, 256, (n, CROP, CROP, 3), dtype=np.uint8)
+
+
+#: clip name -> stored face crops: long (10 frames), short (3 of T), empty, one image repeated 8 times
+CLIPS = {
+    "a_long": _faces(1, 10),
+    "b_short": _faces(2, 3),
+    "c_empty": np.zeros((0, CROP, CROP, 3), np.uint8),
+    "d_still": np.repeat(_faces(3, 1), 8, axis=0),
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Path and training SplitTable of a store holding CLIPS (keys sort in CLIPS order)."""
+    path = tmp_path_factory.mktemp("sequences") / "s.h5"
+    with StoreWriter(path, params={"crop_size": CROP}, versions={}, audio_feature_names=["f0"]) as writer:
+        for i, (name, faces) in enumerate(CLIPS.items()):
+            writer.write_clip(ClipFeatures(
+                key=clip_key(f"Train_AFEW/Happy/{name}.mp4"),
+                arrays={"faces": faces, "face_found": np.ones(len(faces), bool),
+                        "audio_functionals": np.zeros(1, np.float32)},
+                attrs={"label": "Happy", "label_index": i, "split": "train", "n_frames": len(faces),
+                       "has_audio": False, "audio_silent": True, "speaker": "", "subject": "", "source": name}))
+    with FeatureStore(path) as opened:
+        table = SplitTable(opened, "train")
+    assert [k.split("|")[-1] for k in table.keys] == [f"{name}.mp4" for name in CLIPS]
+    return path, table
+
+
+def _clips(path, table, **kwargs):
+    """One pass of a sequence_dataset, unbatched: frames (n, T, S, S, 3), masks (n, T), labels (n,)."""
+    kwargs = {"n_frames": T, "image_size": SIZE, "batch_size": 3, **kwargs}
+    batches = list(sequence_dataset(path, table, **kwargs).as_numpy_iterator())
+    frames = np.concatenate([x["frames"] for x, _ in batches])
+    masks = np.concatenate([x["frame_mask"] for x, _ in batches])
+    return frames, masks, np.concatenate([y for _, y in batches])
+
+
+def _prepared(name):
+    return np.asarray(prepare_faces(CLIPS[name], SIZE))
+
+
+def test_batches_have_the_model_input_shapes(store):
+    path, table = store
+    batches = list(sequence_dataset(path, table, n_frames=T, image_size=SIZE, batch_size=3, augment=True,
+                                    seed=0).as_numpy_iterator())
+    assert [len(y) for _, y in batches] == [3, 1]
+    x, y = batches[0]
+    assert set(x) == {"frames", "frame_mask"}
+    assert x["frames"].shape == (3, T, SIZE, SIZE, 3) and x["frames"].dtype == np.float32
+    assert x["frame_mask"].shape == (3, T) and x["frame_mask"].dtype == np.float32 and y.dtype == np.int64
+    assert 0 <= x["frames"].min() and x["frames"].max() <= 255
+
+
+def test_validation_is_centred_ordered_and_masks_padding(store):
+    path, table = store
+    frames, masks, labels = _clips(path, table, training=False, augment=True)  # never augmented
+    np.testing.assert_array_equal(labels, [0, 1, 2, 3])
+    centred, _ = sample_indices(10, T)
+    np.testing.assert_allclose(frames[0], _prepared("a_long")[centred], atol=1e-4)
+    np.testing.assert_array_equal(masks, [[1] * 5, [1, 1, 1, 0, 0], [0] * 5, [1] * 5])
+    np.testing.assert_allclose(frames[1, :3], _prepared("b_short"), atol=1e-4)
+    assert (frames[1, 3:] == TARGET_MEAN).all() and (frames[2] == TARGET_MEAN).all()
+
+
+def test_training_draws_one_frame_per_segment_and_new_offsets_every_epoch(store):
+    path, table = store
+    dataset = sequence_dataset(path, table, n_frames=T, image_size=SIZE, batch_size=4, augment=False, seed=3)
+    candidates = _prepared("a_long")
+    picks = []
+    for _ in range(4):  # epochs
+        x, y = next(iter(dataset))
+        row = int(np.flatnonzero(y.numpy() == 0)[0])  # clips are shuffled
+        frames = x["frames"].numpy()[row]
+        index = [int(np.argmin(np.abs(candidates - f).reshape(10, -1).max(axis=1))) for f in frames]
+        np.testing.assert_allclose(frames, candidates[index], atol=1e-4)  # real stored frames
+        assert all(2 * s <= i < 2 * s + 2 for s, i in enumerate(index))  # one per segment of 2 frames
+        picks.append(tuple(index))
+    assert len(set(picks)) > 1
+
+
+def test_augmentation_is_one_transform_per_clip(store):
+    path, table = store
+    plain, _, _ = _clips(path, table, augment=False, seed=0, training=False)
+    first, masks, labels = _clips(path, table, augment=True, seed=0)
+    second, _, labels2 = _clips(path, table, augment=True, seed=0, epoch=1)
+    still = first[int(np.flatnonzero(labels == 3)[0])]  # d_still: the same image in every frame
+    for frame in still[1:]:
+        np.testing.assert_allclose(frame, still[0], atol=1e-4)
+    assert np.abs(still[0] - plain[3, 0]).max() > 10  # but transformed
+    assert np.abs(second[int(np.flatnonzero(labels2 == 3)[0])][0] - still[0]).max() > 10  # anew every epoch
+    short = first[int(np.flatnonzero(labels == 1)[0])]
+    assert (short[3:] == TARGET_MEAN).all() and masks[labels == 1].sum() == 3  # padding stays blank
+
+
+def test_a_resumed_stream_continues_where_it_stopped(store):
+    path, table = store
+    dataset = sequence_dataset(path, table, n_frames=T, image_size=SIZE, batch_size=4, augment=True, seed=5)
+    next(iter(dataset))  # epoch 0
+    epoch1 = next(iter(dataset))
+    resumed = next(iter(sequence_dataset(path, table, n_frames=T, image_size=SIZE, batch_size=4, augment=True,
+                                         seed=5, epoch=1)))
+    np.testing.assert_array_equal(epoch1[1], resumed[1])
+    np.testing.assert_allclose(epoch1[0]["frames"], resumed[0]["frames"])
