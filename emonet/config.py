@@ -75,7 +75,10 @@ DEFAULTS = {
         "lr_schedule": "cosine",    # cosine | constant | plateau
         "class_weights": True,
         "augment": True,            # crop, flip, brightness on frames
-        "fusion_init": "branches",  # fusion: train audio-only and video-only models first and fuse their
+        "folds": 3,                 # cross-fitting (video and fusion runs): K subject-disjoint video models whose
+                                    # mean is the video branch, and a fusion head trained on out-of-fold branch
+                                    # predictions (see emonet.crossfit); 0 or 1 = one video model, joint fusion
+        "fusion_init": "branches",  # folds 0/1 only -- fusion: train audio-only and video-only models first and fuse their
                                     # frozen encoders ("branches"), or train the whole model at once ("scratch")
         "modality_dropout": 0.25,   # stage two: share of training clips whose video or audio is hidden
         "embedding_noise": 0.3,     # stage two: Gaussian noise on frame embeddings, in embedding std units
@@ -128,7 +131,7 @@ def _validate(cfg, source):
         value = cfg[section][key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"{source}: {section}.{key} must be a positive number; received {value!r}")
-    for section, key in [("train", "frame_epochs"), ("train", "patience"), ("train", "finetune_epochs")]:
+    for section, key in [("train", "frame_epochs"), ("train", "patience"), ("train", "folds"), ("train", "finetune_epochs")]:
         value = cfg[section][key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{source}: {section}.{key} must be an integer >= 0; received {value!r}")

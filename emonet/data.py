@@ -15,6 +15,8 @@ Examples
 ((16,), 16.0)
 """
 
+import copy
+
 import h5py
 import numpy as np
 import tensorflow as tf
@@ -191,6 +193,18 @@ class SplitTable:
 
     def __len__(self):
         return len(self.keys)
+
+    def subset(self, keep):
+        """The same table restricted to the clips where ``keep`` (bool, shape (n,)) is true, in order."""
+        keep = np.asarray(keep, bool)
+        part = copy.copy(self)
+        index = np.flatnonzero(keep)
+        part.keys = [self.keys[i] for i in index]
+        for name in ("speakers", "subjects", "sources"):
+            setattr(part, name, [getattr(self, name)[i] for i in index])
+        for name in ("labels", "has_audio", "n_frames"):
+            setattr(part, name, getattr(self, name)[index])
+        return part
 
     def class_counts(self):
         """Clips per class, shape (7,)."""

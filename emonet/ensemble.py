@@ -53,7 +53,7 @@ def person_of(subject):
     >>> person_of("ck:S005_001"), person_of("jaffe:KA"), person_of(None)
     ('ck:S005', 'jaffe:KA', None)
     """
-    if subject is None:
+    if not subject:
         return None
     return _SEQUENCE_SUFFIX.sub("", str(subject))
 
@@ -83,7 +83,7 @@ def group_folds(groups, n_folds, *, seed=0):
     """
     if n_folds < 2:
         raise ConfigError(f"group_folds: n_folds must be >= 2; received {n_folds}")
-    keys = [g if g is not None else f"\0clip{i}" for i, g in enumerate(groups)]
+    keys = [str(g) if g else f"\0clip{i}" for i, g in enumerate(groups)]
     names, inverse, counts = np.unique(np.array(keys, dtype=object), return_inverse=True, return_counts=True)
     if len(names) < n_folds:
         raise ConfigError(f"cross-fitting needs at least {n_folds} distinct subjects/speakers; "

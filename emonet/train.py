@@ -215,9 +215,15 @@ class _Trainer:
             log(f"warning: no training clip of class {', '.join(missing)}")
         log(f"train: {len(self.train_table)} clips, val: {len(self.val_table)} clips")
         self.class_weight = self.train_table.class_weights() if self.train_cfg["class_weights"] else None
+        #: clips the embedding cache covers (fold trainers keep all of them, see emonet.crossfit)
+        self.cache_keys = list(dict.fromkeys(self.train_table.keys + self.val_table.keys))  # splits may coincide
 
     def fit(self):
         mode = self.model_cfg["mode"]
+        if self.train_cfg["folds"] >= 2 and mode != "audio":
+            from .crossfit import CrossFitter
+            CrossFitter(self, self.train_cfg["folds"]).fit()
+            return
         needs_video, needs_audio = modes_needing(mode)
         audio = self.fit_reducer() if needs_audio else None
         embeddings = self.fit_video_branch() if needs_video else None
@@ -450,7 +456,7 @@ class _Trainer:
     def cache_embeddings(self, encoder):
         """Embed every frame of the train and val clips once; returns {key: (T, E) float32}."""
         cache = self.run_dir / "embeddings.h5"
-        keys = list(dict.fromkeys(self.train_table.keys + self.val_table.keys))  # the splits may be the same
+        keys = self.cache_keys
         if cache.exists():
             with h5py.File(cache, "r") as f:
                 if all(k in f["clips"] for k in keys):

@@ -74,7 +74,7 @@ def video_run(tmp_path_factory):
     """A fusion run (with its ablation heads) on the corpus whose label is only in the picture."""
     tmp = tmp_path_factory.mktemp("video_corpus")
     root = _corpus(tmp / "data", label_in="video")
-    config = _config(tmp, root, "fusion", "stripes")
+    config = _config(tmp, root, "fusion", "stripes", train_overrides={"folds": 2})
     assert main(["train", str(config)]) == 0
     return tmp / "runs" / "stripes-seed0", root
 
@@ -108,7 +108,8 @@ def test_run_directory_holds_what_a_reader_needs(video_run):
     for name in ("config.yaml", "versions.json", "reducer.npz", "frame_encoder.keras", "model.keras",
                  "ablation/audio.keras", "ablation/video.keras", "embeddings.h5", "metrics.json",
                  "predictions.csv", "confusion_matrix.png", "confusion_matrix.json", "training_curves.png",
-                 "result_record.json", "stages/frames/log.csv", "stages/fusion/log.csv"):
+                 "result_record.json", "folds/video0/stages/frames/log.csv", "folds/video1/model.keras",
+                 "folds/audio1/reducer.npz", "stages/audio/log.csv", "stages/fusion/log.csv"):
         assert (run_dir / name).is_file(), name
     assert list((run_dir / "stages" / "fusion" / "tensorboard").glob("events.out.tfevents.*"))
     assert (run_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -215,7 +216,7 @@ def end_to_end_run(video_run):
     run_dir, root = video_run
     tmp = run_dir.parent.parent
     config = _config(tmp, tmp / "stripes.h5", "video", "stripes_e2e",
-                     train_overrides={"schedule": "end_to_end", "epochs": 10, "batch_size": 4})
+                     train_overrides={"schedule": "end_to_end", "epochs": 10, "batch_size": 4, "folds": 0})
     logs = []
     return train(load_config(config), log=logs.append), root, logs
 
@@ -224,7 +225,7 @@ def end_to_end_run(video_run):
 def finetune_run(video_run):
     """A two-stage video-only run fine-tuned end to end for two epochs.
 
-    Stage one is not trained again: the fusion run's ``frame_encoder.keras`` (same store, same frame
+    Stage one is not trained again: a fold frame encoder of the fusion run (same store, same frame
     settings) is put into the new run folder, which then resumes like a run interrupted after stage
     one. Its video clip model gets a single epoch, so fine-tuning has something to improve on (with
     these settings the first fine-tuning epoch beats it here; the test holds either way).
@@ -233,11 +234,11 @@ def finetune_run(video_run):
     tmp = run_dir.parent.parent
     config = _config(tmp, tmp / "stripes.h5", "video", "stripes_finetune",
                      train_overrides={"epochs": 1, "batch_size": 4, "finetune_epochs": 2,
-                                      "finetune_lr_scale": 0.3})
+                                      "finetune_lr_scale": 0.3, "folds": 0})
     cfg = load_config(config)
     new_run = tmp / "runs" / "stripes_finetune-seed0"
     new_run.mkdir(parents=True)
-    shutil.copy(run_dir / "frame_encoder.keras", new_run / "frame_encoder.keras")
+    shutil.copy(run_dir / "folds" / "video0" / "frame_encoder.keras", new_run / "frame_encoder.keras")
     stage_one = (new_run / "frame_encoder.keras").read_bytes()
     logs = []
     return train(cfg, resume=True, log=logs.append), root, logs, stage_one

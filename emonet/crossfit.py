@@ -1,0 +1,224 @@
+"""Cross-fitted training (``train.folds`` >= 2): fold models, out-of-fold predictions, stacked fusion head.
+
+:mod:`emonet.ensemble` explains why; this module runs the stages with the ordinary
+:mod:`emonet.train` machinery, one *fold trainer* per fold (same store, same
+validation split, training clips of the other folds only, outputs under
+``folds/<name>/`` of the run directory)::
+
+    folds/video<k>/   frame_encoder.keras, embeddings.h5, model.keras, stages/   (k = 0 .. K-1)
+    folds/audio<k>/   reducer.npz, model.keras, stages/
+    frame_encoder.keras   the K fold encoders joined: crop -> (K * E,) embedding
+    embeddings.h5         the fold caches concatenated per frame (K * E)
+    ablation/video.keras  the video branch: mean of the K fold video models (model.keras in a video run)
+    ablation/audio.keras  the audio branch: trained on all training clips
+    stages/fusion/        the fusion head, trained on out-of-fold branch predictions
+    model.keras           branches + head, one model (inputs as every other run)
+
+Video folds are face-subject-disjoint (:func:`emonet.ensemble.person_of` groups the
+sequences of one person), audio folds speaker-disjoint. Every stage resumes like the
+rest of the run.
+"""
+
+import copy
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .data import audio_matrix, sequence_batch
+from .ensemble import (build_fusion_head, build_stacked_fusion, build_video_ensemble, group_folds,
+                       join_frame_encoders, log_probabilities, person_of)
+from .loop import EpochLoop, make_optimizer, uar
+from .reducer import AudioReducer
+from .run import reduce_audio
+
+
+#: An epoch of the fusion head is at least this many optimizer steps (passes over a small training set repeat).
+MIN_HEAD_STEPS = 20
+
+
+def fold_trainer(trainer, name, keep, *, mode):
+    """A copy of ``trainer`` for one fold: training clips ``keep`` only, ``mode``, outputs in ``folds/<name>/``."""
+    fold = copy.copy(trainer)
+    fold.cfg = copy.deepcopy(trainer.cfg)
+    fold.cfg["model"]["mode"] = mode
+    fold.cfg["train"]["finetune_epochs"] = trainer.train_cfg["finetune_epochs"] if mode == "video" else 0
+    fold.model_cfg, fold.train_cfg = fold.cfg["model"], fold.cfg["train"]
+    fold.run_dir = trainer.run_dir / "folds" / name
+    fold.run_dir.mkdir(parents=True, exist_ok=True)
+    fold.train_table = trainer.train_table.subset(keep)
+    fold.class_weight = fold.train_table.class_weights() if fold.train_cfg["class_weights"] else None
+    fold.log = lambda message: trainer.log(f"[{name}] {message}")
+    fold._val_sequences = None
+    return fold
+
+
+class CrossFitter:
+    """Trains a cross-fitted video or fusion run with ``n_folds`` folds (see the module docstring).
+
+    Parameters
+    ----------
+    trainer : emonet.train._Trainer
+        The run's trainer (config, run directory, store, splits, logging).
+    n_folds : int >= 2
+    """
+
+    def __init__(self, trainer, n_folds):
+        self.trainer, self.n_folds = trainer, n_folds
+        self.table = trainer.train_table
+        self.run_dir, self.log = trainer.run_dir, trainer.log
+        self.n_frames = trainer.model_cfg["n_frames"]
+
+    def fit(self):
+        mode = self.trainer.model_cfg["mode"]
+        audio = self.trainer.fit_reducer() if mode == "fusion" else None
+        video_branch, oof_video, val_video = self.fit_video(ablation=mode == "fusion")
+        if mode == "video":
+            return
+        audio_branch = self.trainer.train_clip_model("audio", None, audio, self.run_dir / "ablation" / "audio.keras")
+        oof_audio = self.audio_out_of_fold()
+        val_audio = np.asarray(audio_branch.predict(audio[1], verbose=0, batch_size=256))
+        no_audio = np.asarray(audio_branch.predict(np.zeros((1, audio[1].shape[1]), np.float32), verbose=0))[0]
+        empty = {"frame_embeddings": np.zeros((1,) + tuple(video_branch.inputs[0].shape[1:]), np.float32),
+                 "frame_mask": np.zeros((1, self.n_frames), np.float32)}
+        no_video = np.asarray(video_branch.predict(empty, verbose=0))[0]
+        head = self.train_head(oof_video, oof_audio, val_video, val_audio, no_video=no_video, no_audio=no_audio)
+        model = build_stacked_fusion(video_branch, audio_branch, head)
+        _save(model, self.run_dir / "model.keras")
+        self.log(f"fusion: branches + head -> {self.run_dir / 'model.keras'}")
+
+    # ------------------------------------------------------------------ video
+    def fit_video(self, *, ablation):
+        """Fold video models, the joined encoder and cache, the ensemble branch.
+
+        Returns
+        -------
+        video_branch : keras.Model
+            Mean of the fold models on the joined embeddings.
+        oof : np.ndarray [shape=(n_train, 7)]
+            Each training clip scored by the fold model that never saw its face subject.
+        val : np.ndarray [shape=(n_val, 7)]
+            The branch's probabilities for the validation clips.
+        """
+        from .models import load_model
+        folds = group_folds([person_of(s) for s in self.table.subjects], self.n_folds, seed=self.trainer.cfg["seed"])
+        self._log_folds("video", folds, [person_of(s) for s in self.table.subjects], "face subjects")
+        caches, models = [], []
+        oof = np.zeros((len(self.table), 7), np.float32)
+        for k in range(self.n_folds):
+            fold = fold_trainer(self.trainer, f"video{k}", folds != k, mode="video")
+            embeddings = fold.fit_video_branch()
+            model = fold.train_clip_model("video", embeddings, None, fold.run_dir / "model.keras")
+            held = np.flatnonzero(folds == k)
+            oof[held] = self._predict_video(model, [embeddings[self.table.keys[i]] for i in held])
+            caches.append(embeddings)
+            models.append(model)
+        encoders = [load_model(self.run_dir / "folds" / f"video{k}" / "frame_encoder.keras", compile=False)
+                    for k in range(self.n_folds)]
+        _save(join_frame_encoders(encoders), self.run_dir / "frame_encoder.keras")
+        joined = {key: np.concatenate([cache[key] for cache in caches], axis=1) for key in caches[0]}
+        self._write_cache(joined)
+        branch = build_video_ensemble(models, n_frames=self.n_frames,
+                                      embedding_dim=self.trainer.model_cfg["embedding_dim"])
+        target = self.run_dir / ("ablation/video.keras" if ablation else "model.keras")
+        target.parent.mkdir(exist_ok=True)
+        _save(branch, target)
+        val = self._predict_video(branch, [joined[key] for key in self.trainer.val_table.keys])
+        self.log(f"video: {self.n_folds}-fold ensemble, val UAR {uar(self.trainer.val_table.labels, val.argmax(1)):.3f}, "
+                 f"out-of-fold training UAR {uar(self.table.labels, oof.argmax(1)):.3f} -> {target}")
+        return branch, oof, val
+
+    def _predict_video(self, model, embeddings):
+        x, mask = sequence_batch(embeddings, self.n_frames)
+        return np.asarray(model.predict({"frame_embeddings": x, "frame_mask": mask}, verbose=0, batch_size=256))
+
+    def _write_cache(self, joined):
+        """The run's embeddings.h5 from the joined fold caches (temporary file, then rename)."""
+        cache = self.run_dir / "embeddings.h5"
+        tmp = cache.with_suffix(".tmp.h5")
+        with h5py.File(tmp, "w") as f:
+            f.attrs["store_path"] = str(Path(self.trainer.store.path).resolve())
+            group = f.create_group("clips")
+            for key, emb in joined.items():
+                group.create_dataset(key, data=emb)
+        tmp.replace(cache)
+
+    # ------------------------------------------------------------------ audio
+    def audio_out_of_fold(self):
+        """Each training clip's audio probabilities from a model (and reducer) that never heard its speaker.
+
+        Returns
+        -------
+        np.ndarray [shape=(n_train, 7)]
+        """
+        folds = group_folds(self.table.speakers, self.n_folds, seed=self.trainer.cfg["seed"])
+        self._log_folds("audio", folds, self.table.speakers, "speakers")
+        oof = np.zeros((len(self.table), 7), np.float32)
+        for k in range(self.n_folds):
+            fold = fold_trainer(self.trainer, f"audio{k}", folds != k, mode="audio")
+            reduced = fold.fit_reducer()
+            model = fold.train_clip_model("audio", None, reduced, fold.run_dir / "model.keras")
+            reducer = AudioReducer.load(fold.run_dir / "reducer.npz")
+            held = self.table.subset(folds == k)
+            x = reduce_audio(reducer, audio_matrix(self.trainer.store, held.keys), held.has_audio)
+            oof[folds == k] = np.asarray(model.predict(x, verbose=0, batch_size=256))
+        self.log(f"audio: out-of-fold training UAR {uar(self.table.labels, oof.argmax(1)):.3f}")
+        return oof
+
+    def _log_folds(self, branch, folds, groups, what):
+        parts = [f"{int((folds == k).sum())} clips / {len({g for g, f in zip(groups, folds) if f == k})} {what}"
+                 for k in range(self.n_folds)]
+        self.log(f"{branch} folds: " + "; ".join(parts))
+        if not all(groups):
+            self.log(f"warning: some training clips have no known {what}; those are assigned to folds one by one, "
+                     f"so their folds are not {what}-disjoint")
+
+    # ------------------------------------------------------------------ head
+    def train_head(self, oof_video, oof_audio, val_video, val_audio, *, no_video, no_audio):
+        """The fusion head on out-of-fold log-probabilities, early-stopped on validation UAR.
+
+        Modality dropout: each epoch a ``modality_dropout`` share of the training clips
+        has one branch replaced by what that branch outputs for a clip without it
+        (``no_video``, ``no_audio``, shape (7,)), so the head copes with silent clips
+        and clips without a face.
+        """
+        from .models import load_model
+        trainer, tcfg = self.trainer, self.trainer.train_cfg
+        head = build_fusion_head(dropout=trainer.model_cfg["head_dropout"])
+        head.compile(optimizer=make_optimizer(tcfg["optimizer"], tcfg["learning_rate"], momentum=tcfg["momentum"],
+                                              weight_decay=tcfg["weight_decay"]),
+                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        loop = EpochLoop(self.run_dir / "stages" / "fusion", stage="fusion", epochs=tcfg["epochs"],
+                         patience=tcfg["patience"], schedule=tcfg["lr_schedule"], base_lr=tcfg["learning_rate"],
+                         log=self.log)
+        head = loop.resume_model(head)
+        train_v, train_a = log_probabilities(oof_video), log_probabilities(oof_audio)
+        val_inputs = {"video_logp": log_probabilities(val_video), "audio_logp": log_probabilities(val_audio)}
+        hidden_v, hidden_a = log_probabilities(no_video), log_probabilities(no_audio)
+        labels = self.table.labels
+
+        def fit_epoch(model, epoch):
+            rng = np.random.default_rng([trainer.cfg["seed"], epoch])
+            v, a = train_v.copy(), train_a.copy()
+            hide = rng.uniform(size=len(v)) < tcfg["modality_dropout"]
+            hide_video = hide & (rng.uniform(size=len(v)) < 0.5)
+            v[hide_video] = hidden_v
+            a[hide & ~hide_video] = hidden_a
+            passes = max(1, -(-MIN_HEAD_STEPS * tcfg["batch_size"] // len(v)))
+            history = model.fit({"video_logp": v, "audio_logp": a}, labels, batch_size=tcfg["batch_size"],
+                                epochs=passes, shuffle=True, class_weight=trainer.class_weight, verbose=0)
+            return {key: values[-1] for key, values in history.history.items()}
+
+        def score(model):
+            return uar(trainer.val_table.labels, np.asarray(model.predict(val_inputs, verbose=0)).argmax(axis=1))
+
+        best = load_model(loop.folder / "best.keras", compile=False) if loop.done else loop.run(head, fit_epoch, score)
+        self.log(f"fusion head: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']}")
+        return best
+
+
+def _save(model, path):
+    """Save through a temporary file and a rename (never half-written)."""
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    tmp.replace(path)
