@@ -101,7 +101,7 @@ class CrossFitter:
             The branch's probabilities for the validation clips.
         """
         from .models import load_model
-        folds = group_folds([person_of(s) for s in self.table.subjects], self.n_folds, seed=self.trainer.cfg["seed"])
+        folds = self._folds([person_of(s) for s in self.table.subjects], "face subjects")
         self._log_folds("video", folds, [person_of(s) for s in self.table.subjects], "face subjects")
         caches, models = [], []
         oof = np.zeros((len(self.table), 7), np.float32)
@@ -151,7 +151,7 @@ class CrossFitter:
         -------
         np.ndarray [shape=(n_train, 7)]
         """
-        folds = group_folds(self.table.speakers, self.n_folds, seed=self.trainer.cfg["seed"])
+        folds = self._folds(self.table.speakers, "speakers")
         self._log_folds("audio", folds, self.table.speakers, "speakers")
         oof = np.zeros((len(self.table), 7), np.float32)
         for k in range(self.n_folds):
@@ -164,6 +164,14 @@ class CrossFitter:
             oof[folds == k] = np.asarray(model.predict(x, verbose=0, batch_size=256))
         self.log(f"audio: out-of-fold training UAR {uar(self.table.labels, oof.argmax(1)):.3f}")
         return oof
+
+    def _folds(self, groups, what):
+        """Group-disjoint folds; with fewer known groups than folds, clip-level folds and a warning."""
+        if len({g for g in groups if g}) < self.n_folds:
+            self.log(f"warning: fewer than {self.n_folds} known {what} in the training split; folds are drawn "
+                     f"clip by clip, so out-of-fold predictions may have seen the same {what[:-1]}")
+            groups = [None] * len(groups)
+        return group_folds(groups, self.n_folds, seed=self.trainer.cfg["seed"])
 
     def _log_folds(self, branch, folds, groups, what):
         parts = [f"{int((folds == k).sum())} clips / {len({g for g, f in zip(groups, folds) if f == k})} {what}"

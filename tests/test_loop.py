@@ -89,3 +89,24 @@ def test_a_refining_stage_keeps_its_start_model_unless_an_epoch_beats_it(tmp_pat
     loop.start_from(_model(), lambda model: pytest.fail("scored twice"))  # recorded already (resume)
     loop.run(_model(), worsen, lambda model: next(scores))
     assert loop.state["best_epoch"] == 1 and loop.state["best_uar"] == 0.5
+
+
+def test_resume_restores_the_optimizer_state(tmp_path):
+    """Adam's moments and step count survive a checkpoint, so a resumed run does not restart momentum."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 3, size=32)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    model.compile(optimizer=make_optimizer("adam", 0.01, weight_decay=1e-4), loss="sparse_categorical_crossentropy")
+    loop = EpochLoop(tmp_path, stage="toy", epochs=2, patience=0, schedule="constant", base_lr=0.01,
+                     log=lambda m: None)
+    loop.run(model, lambda m, e: {k: v[-1] for k, v in m.fit(x, y, epochs=1, verbose=0).history.items()},
+             lambda m: 0.5)
+    loop.state["epoch"] = 1  # as if interrupted after the last checkpoint
+    resumed = loop.resume_model(None)
+    assert int(resumed.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) > 0
+    saved = [v.numpy() for v in model.optimizer.variables]
+    restored = [v.numpy() for v in resumed.optimizer.variables]
+    assert len(saved) == len(restored) and all(np.array_equal(a, b) for a, b in zip(saved, restored))
+    assert any(np.any(a != 0) for a in restored[2:])   # the moments are not fresh zeros

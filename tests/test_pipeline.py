@@ -194,6 +194,52 @@ def test_resume_skips_finished_stages(video_run):
     assert not any("epoch 1/" in m for m in logs)
 
 
+def test_cross_fitted_run_joins_its_fold_encoders(video_run):
+    run_dir, _ = video_run
+    import h5py
+    from emonet.models import load_model
+    width = load_model(run_dir / "folds" / "video0" / "frame_encoder.keras", compile=False).output_shape[-1]
+    assert load_model(run_dir / "frame_encoder.keras", compile=False).output_shape == (None, 2 * width)
+    with h5py.File(run_dir / "embeddings.h5", "r") as f:
+        assert all(clip.shape[1] == 2 * width for clip in f["clips"].values())
+    model = load_model(run_dir / "model.keras", compile=False)
+    assert {"video_branch", "audio_branch", "fusion_head"} <= {layer.name for layer in model.layers}
+
+
+def test_stacked_fusion_is_its_head_on_the_branch_log_probabilities(video_run):
+    run_dir, _ = video_run
+    from emonet.data import SplitTable, audio_matrix
+    from emonet.ensemble import log_probabilities
+    from emonet.run import TrainedRun
+    fused, video, audio = (TrainedRun(run_dir, model_name=name) for name in ("model", "ablation/video",
+                                                                               "ablation/audio"))
+    with FeatureStore(fused.config["data"]["store"]) as store:
+        table = SplitTable(store, "val")
+        embeddings, functionals = fused.store_embeddings(store, table.keys), audio_matrix(store, table.keys)
+    proba = fused.predict(embeddings, functionals, table.has_audio)
+    branch_logp = {"video_logp": log_probabilities(video.predict(embeddings, functionals, table.has_audio)),
+                   "audio_logp": log_probabilities(audio.predict(embeddings, functionals, table.has_audio))}
+    expected = fused.model.get_layer("fusion_head").predict(branch_logp, verbose=0)
+    np.testing.assert_allclose(proba, expected, atol=1e-5)
+
+
+def test_fold_trainers_train_on_the_other_folds_only(video_run):
+    run_dir, _ = video_run
+    from emonet.crossfit import fold_trainer
+    from emonet.train import _Trainer
+    cfg = load_config(run_dir.parent.parent / "stripes.yaml")
+    with FeatureStore(cfg["data"]["store"]) as store:
+        trainer = _Trainer(cfg, run_dir, store, lambda m: None)
+        keep = np.arange(len(trainer.train_table)) % 3 != 0
+        fold = fold_trainer(trainer, "video9", keep, mode="video")
+        assert fold.train_table.keys == [k for k, kept in zip(trainer.train_table.keys, keep) if kept]
+        assert np.array_equal(fold.train_table.labels, trainer.train_table.labels[keep])
+        assert fold.cache_keys == trainer.cache_keys          # held-out clips are embedded too
+        assert fold.run_dir == run_dir / "folds" / "video9" and fold.model_cfg["mode"] == "video"
+        assert trainer.model_cfg["mode"] == "fusion" and trainer.run_dir == run_dir   # parent untouched
+    shutil.rmtree(run_dir / "folds" / "video9")
+
+
 def test_existing_run_is_not_overwritten_silently(video_run):
     run_dir, _ = video_run
     from preprocessing.errors import ConfigError
