@@ -200,6 +200,8 @@ class CrossFitter:
                          patience=tcfg["patience"], schedule=tcfg["lr_schedule"], base_lr=tcfg["learning_rate"],
                          log=self.log)
         head = loop.resume_model(head)
+        np.savez(loop.folder / "out_of_fold.npz", video=oof_video, audio=oof_audio, labels=self.table.labels,
+                 val_video=val_video, val_audio=val_audio, val_labels=trainer.val_table.labels)
         train_v, train_a = log_probabilities(oof_video), log_probabilities(oof_audio)
         val_inputs = {"video_logp": log_probabilities(val_video), "audio_logp": log_probabilities(val_audio)}
         hidden_v, hidden_a = log_probabilities(no_video), log_probabilities(no_audio)

@@ -679,6 +679,7 @@ def load_model(path, *, compile=True):
         raise ModelError(f"load_model: model file must end in .keras; received: '{path}'")
     if not path.is_file():
         raise ModelError(f"load_model: model file does not exist: '{path}'")
+    from . import ensemble  # noqa: F401 -- registers the layers of cross-fitted models (imports this module)
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=compile)
     except Exception as err:  # noqa: BLE001 -- any Keras/zip/h5 failure means "cannot load"

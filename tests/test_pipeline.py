@@ -223,6 +223,19 @@ def test_stacked_fusion_is_its_head_on_the_branch_log_probabilities(video_run):
     np.testing.assert_allclose(proba, expected, atol=1e-5)
 
 
+def test_a_fresh_process_predicts_with_a_cross_fitted_run(video_run, tmp_path):
+    """The custom layers of a cross-fitted model must load without training code imported first."""
+    import sys
+    run_dir, root = video_run
+    clip = next((root / "Val_AFEW").rglob("*.mp4"))
+    out = tmp_path / "p.csv"
+    done = subprocess.run([sys.executable, "-m", "emonet.cli", "predict", str(clip), "--model", str(run_dir),
+                           "-f", "csv", "-o", str(out), "--no-progress"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 1 and rows[0]["emotion"] in ("Angry", "Happy", "Neutral", "Sad", "Disgust", "Fear", "Surprise")
+
+
 def test_fold_trainers_train_on_the_other_folds_only(video_run):
     run_dir, _ = video_run
     from emonet.crossfit import fold_trainer
