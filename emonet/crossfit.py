@@ -185,6 +185,9 @@ class CrossFitter:
     def train_head(self, oof_video, oof_audio, val_video, val_audio, *, no_video, no_audio):
         """The fusion head on out-of-fold log-probabilities, early-stopped on validation UAR.
 
+        The untrained head equals the video branch (see :func:`emonet.ensemble.build_fusion_head`)
+        and is recorded as epoch 0, so the stage keeps it unless an epoch does better on validation.
+
         Modality dropout: each epoch a ``modality_dropout`` share of the training clips
         has one branch replaced by what that branch outputs for a clip without it
         (``no_video``, ``no_audio``, shape (7,)), so the head copes with silent clips
@@ -222,6 +225,7 @@ class CrossFitter:
         def score(model):
             return uar(trainer.val_table.labels, np.asarray(model.predict(val_inputs, verbose=0)).argmax(axis=1))
 
+        loop.start_from(head, score)  # epoch 0 = the video branch alone: the head must beat it on validation
         best = load_model(loop.folder / "best.keras", compile=False) if loop.done else loop.run(head, fit_epoch, score)
         self.log(f"fusion head: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']}")
         return best

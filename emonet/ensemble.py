@@ -18,7 +18,8 @@ trust each branch from those.
   fold models (each with its own reducer fitted on its fold's training part) only
   produce the out-of-fold predictions.
 - **Head**: log-probabilities of the two branches, concatenated (14 values) ->
-  (Dense + ReLU + Dropout) x 3 -> softmax.
+  (Dense + ReLU + Dropout) x 3 -> a correction added to the video log-probabilities -> softmax
+  (an untrained head returns the video branch unchanged).
 
 Functions here are pure model assembly and fold bookkeeping; the training
 stages live in :mod:`emonet.train`.
@@ -188,19 +189,27 @@ def build_video_ensemble(video_models, *, n_frames, embedding_dim, name="video_b
 def build_fusion_head(*, units=(256, 128, 64), dropout=0.5, n_classes=len(CLASSES), name="fusion_head"):
     """The stacked fusion head: branch log-probabilities -> class probabilities.
 
+    ``softmax(video_logp + correction)``, where the correction is the design card's fusion
+    MLP: concatenation (B, 14) -> (Dense + ReLU + Dropout) per entry of ``units`` -> Dense
+    (B, n_classes). The last Dense starts at zero, so an untrained head returns the video
+    branch's probabilities unchanged, and training moves away from them only as far as the
+    out-of-fold predictions support (a residual over the stronger branch).
+
     Returns
     -------
     keras.Model
-        Inputs ``video_logp`` and ``audio_logp`` [shape=(B, 7)] each -> concatenation
-        (B, 14) -> (Dense + ReLU + Dropout) per entry of ``units`` -> ``emotion``
-        softmax [shape=(B, n_classes)].
+        Inputs ``video_logp`` and ``audio_logp`` [shape=(B, 7)] each -> ``emotion``
+        [shape=(B, n_classes)] probabilities.
     """
     inputs = {key: keras.Input((n_classes,), dtype="float32", name=key) for key in HEAD_INPUTS}
     x = layers.Concatenate(name=f"{name}_concat")([inputs[key] for key in HEAD_INPUTS])
     for i, n in enumerate(units, start=1):
         x = layers.Dense(n, activation="relu", name=f"{name}_dense{i}")(x)
         x = layers.Dropout(dropout, name=f"{name}_dropout{i}")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name=OUTPUT_NAME)(x)
+    correction = layers.Dense(n_classes, kernel_initializer="zeros", bias_initializer="zeros",
+                              name=f"{name}_correction")(x)
+    logits = layers.Add(name=f"{name}_logits")([inputs["video_logp"], correction])
+    outputs = layers.Softmax(name=OUTPUT_NAME)(logits)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -97,3 +97,12 @@ def test_stacked_fusion_round_trips_in_safe_mode(tmp_path):
     model.save(tmp_path / "m.keras")
     again = load_model(tmp_path / "m.keras", compile=False)
     assert np.array_equal(again.predict(x, verbose=0), before)
+
+
+def test_untrained_fusion_head_returns_the_video_branch():
+    rng = np.random.default_rng(0)
+    video = rng.dirichlet(np.full(7, 3.0), size=5).astype(np.float32)   # no entry below the 1e-4 floor
+    audio = rng.dirichlet(np.ones(7), size=5).astype(np.float32)
+    head = build_fusion_head()
+    out = head.predict({"video_logp": log_probabilities(video), "audio_logp": log_probabilities(audio)}, verbose=0)
+    np.testing.assert_allclose(out, video, atol=1e-5)
