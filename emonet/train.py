@@ -26,6 +26,11 @@ the embeddings-input video model (:func:`emonet.models.split_video_model`, same 
 the cache, the audio and fusion stages, evaluation and prediction run exactly as for two_stage.
 Fine-tuning does not apply to it (the config refuses both).
 
+With ``train.folds`` >= 2 (the default, 3), a video or fusion run is *cross-fitted*
+(:mod:`emonet.crossfit`): the video branch above is trained once per face-subject-disjoint
+fold, their mean is the video branch, and the fusion head learns from out-of-fold
+predictions of both branches.
+
 Every stage stops early on validation UAR and checkpoints every epoch in ``stages/<stage>/``, and
 is skipped when its output exists, so an interrupted run resumes where it stopped
 (``emonet train CONFIG --resume``).

@@ -32,6 +32,8 @@ def test_defaults_and_relative_paths(tmp_path):
     ({"data": {"root": "x"}, "train": {"schedule": "joint"}}, "train.schedule must be one of two_stage, end_to_end"),
     ({"data": {"root": "x"}, "train": {"finetune_epochs": 1.5}}, "train.finetune_epochs must be an integer >= 0"),
     ({"data": {"root": "x"}, "train": {"finetune_epochs": -1}}, "train.finetune_epochs must be an integer >= 0"),
+    ({"data": {"root": "x"}, "train": {"folds": -1}}, "train.folds must be an integer >= 0"),
+    ({"data": {"root": "x"}, "train": {"folds": 2.5}}, "train.folds must be an integer >= 0"),
     ({"data": {"root": "x"}, "train": {"finetune_lr_scale": 0}}, "train.finetune_lr_scale must be a positive number"),
     ({"data": {"root": "x"}, "train": {"schedule": "end_to_end", "finetune_epochs": 2}},
      "train.finetune_epochs applies to the two_stage schedule only"),
@@ -60,7 +62,7 @@ def test_smoke_overrides(tmp_path):
 def test_schedules_and_finetuning(tmp_path):
     cfg = load_config(write(tmp_path, {"data": {"root": "x"}}))
     assert cfg["train"]["schedule"] == "two_stage" and cfg["train"]["finetune_epochs"] == 0
-    assert cfg["train"]["finetune_lr_scale"] == 0.1
+    assert cfg["train"]["finetune_lr_scale"] == 0.1 and cfg["train"]["folds"] == 3
     cfg = load_config(write(tmp_path, {"data": {"root": "x"}, "train": {"schedule": "end_to_end"}}, "e2e.yaml"))
     assert cfg["train"]["schedule"] == "end_to_end"
     cfg = load_config(write(tmp_path, {"data": {"root": "x"}, "train": {"finetune_epochs": 3,
