@@ -124,7 +124,8 @@ class CrossFitter:
         target.parent.mkdir(exist_ok=True)
         _save(branch, target)
         val = self._predict_video(branch, [joined[key] for key in self.trainer.val_table.keys])
-        self.log(f"video: {self.n_folds}-fold ensemble, val UAR {uar(self.trainer.val_table.labels, val.argmax(1)):.3f}, "
+        val_uar = uar(self.trainer.val_table.labels, val.argmax(1))
+        self.log(f"video: {self.n_folds}-fold ensemble, val UAR {val_uar:.3f}, "
                  f"out-of-fold training UAR {uar(self.table.labels, oof.argmax(1)):.3f} -> {target}")
         return branch, oof, val
 

@@ -488,7 +488,7 @@ class _Trainer:
         freezes the fusion model's encoders, so only the fusion head is trained."""
         from .models import build_emonet, load_model
         if target.exists():
-            self.log(f"{mode}: clip model already trained (resume)")
+            self.log(f"{mode}: clip model {target.name} already trained, loaded (resume or an earlier stage)")
             return load_model(target, compile=False)
         cfg, tcfg = self.model_cfg, self.train_cfg
         needs_video, needs_audio = modes_needing(mode)
