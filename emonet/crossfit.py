@@ -28,7 +28,7 @@ import numpy as np
 from .data import audio_matrix, sequence_batch
 from .ensemble import (build_fusion_head, build_stacked_fusion, build_video_ensemble, group_folds,
                        join_frame_encoders, log_probabilities, person_of)
-from .loop import EpochLoop, make_optimizer, uar
+from .loop import EpochLoop, make_optimizer, save_model_atomically, uar
 from .reducer import AudioReducer
 from .run import reduce_audio
 
@@ -84,7 +84,7 @@ class CrossFitter:
         no_video = np.asarray(video_branch.predict(empty, verbose=0))[0]
         head = self.train_head(oof_video, oof_audio, val_video, val_audio, no_video=no_video, no_audio=no_audio)
         model = build_stacked_fusion(video_branch, audio_branch, head)
-        _save(model, self.run_dir / "model.keras")
+        save_model_atomically(model, self.run_dir / "model.keras")
         self.log(f"fusion: branches + head -> {self.run_dir / 'model.keras'}")
 
     # ------------------------------------------------------------------ video
@@ -115,14 +115,14 @@ class CrossFitter:
             models.append(model)
         encoders = [load_model(self.run_dir / "folds" / f"video{k}" / "frame_encoder.keras", compile=False)
                     for k in range(self.n_folds)]
-        _save(join_frame_encoders(encoders), self.run_dir / "frame_encoder.keras")
+        save_model_atomically(join_frame_encoders(encoders), self.run_dir / "frame_encoder.keras")
         joined = {key: np.concatenate([cache[key] for cache in caches], axis=1) for key in caches[0]}
         self._write_cache(joined)
         branch = build_video_ensemble(models, n_frames=self.n_frames,
                                       embedding_dim=self.trainer.model_cfg["embedding_dim"])
         target = self.run_dir / ("ablation/video.keras" if ablation else "model.keras")
         target.parent.mkdir(exist_ok=True)
-        _save(branch, target)
+        save_model_atomically(branch, target)
         val = self._predict_video(branch, [joined[key] for key in self.trainer.val_table.keys])
         val_uar = uar(self.trainer.val_table.labels, val.argmax(1))
         self.log(f"video: {self.n_folds}-fold ensemble, val UAR {val_uar:.3f}, "
@@ -231,9 +231,3 @@ class CrossFitter:
         self.log(f"fusion head: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']}")
         return best
 
-
-def _save(model, path):
-    """Save through a temporary file and a rename (never half-written)."""
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    tmp.replace(path)

@@ -106,7 +106,7 @@ class EpochLoop:
         val_uar = float(score(model))
         if not model.optimizer.built:  # save its slots too, so best.keras reloads with a complete optimizer
             model.optimizer.build(model.trainable_variables)
-        _atomic_save(model, self.folder / "best.keras")
+        save_model_atomically(model, self.folder / "best.keras")
         self.state.update(best_uar=val_uar, best_epoch=0)
         _atomic_write(self.state_path, json.dumps(self.state, indent=2))
         self.log(f"{self.stage}: starting from val UAR {val_uar:.3f} (epoch 0)")
@@ -159,7 +159,7 @@ class EpochLoop:
             tf.summary.scalar(f"{self.stage}/learning_rate", lr, step=epoch + 1)
         improved = val_uar > state["best_uar"] + 1e-6
         if improved:
-            _atomic_save(model, self.folder / "best.keras")
+            save_model_atomically(model, self.folder / "best.keras")
             state.update(best_uar=val_uar, best_epoch=epoch + 1, stale=0)
         else:
             state["stale"] += 1
@@ -169,13 +169,14 @@ class EpochLoop:
         state["seconds"] += seconds
         stop = (self.patience and state["stale"] >= self.patience) or state["epoch"] >= self.epochs
         state["done"] = bool(stop)
-        _atomic_save(model, self.folder / "last.keras")
+        save_model_atomically(model, self.folder / "last.keras")
         _atomic_write(self.state_path, json.dumps(state, indent=2))
         self.log(f"{self.stage} epoch {epoch + 1}/{self.epochs}: loss {loss:.3f} acc {accuracy:.3f} "
                  f"val UAR {val_uar:.3f}{' *' if improved else ''} ({seconds:.0f} s)")
 
 
-def _atomic_save(model, path):
+def save_model_atomically(model, path):
+    """Save a Keras model to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
     tmp = path.with_name(path.stem + ".tmp.keras")
     model.save(tmp)
     os.replace(tmp, path)

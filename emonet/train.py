@@ -62,7 +62,7 @@ from preprocessing.store import FeatureStore
 from .config import dump_config, load_config
 from .data import (SplitTable, audio_matrix, clip_frames, frame_dataset, prepare_faces, sample_indices,
                    sequence_batch, sequence_dataset)
-from .loop import EpochLoop, make_optimizer, uar
+from .loop import EpochLoop, make_optimizer, save_model_atomically, uar
 from .reducer import AudioReducer
 from .run import embed_faces, modes_needing, reduce_audio
 
@@ -323,7 +323,8 @@ class _Trainer:
                          log=self.log)
         best = self._run_sequence_loop(loop, loop.resume_model(model))
         encoder, clip_model = split_video_model(best)
-        _save_models({target: clip_model, encoder_path: encoder})
+        save_model_atomically(clip_model, target)
+        save_model_atomically(encoder, encoder_path)
         self.log(f"end_to_end: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']} "
                  f"-> {encoder_path.name}, {target.relative_to(self.run_dir)}")
         return encoder
@@ -366,7 +367,8 @@ class _Trainer:
         if improved:
             encoder, fine_clip = split_video_model(best)
             (self.run_dir / "embeddings.h5").unlink(missing_ok=True)  # computed with the old encoder
-            _save_models({target: fine_clip, encoder_path: encoder})
+            save_model_atomically(fine_clip, target)
+            save_model_atomically(encoder, encoder_path)
         outcome = {"improved": improved, "best_epoch": state["best_epoch"], "best_uar": state["best_uar"]}
         tmp = outcome_path.with_name(outcome_path.name + ".tmp")
         tmp.write_text(json.dumps(outcome, indent=2))
@@ -540,14 +542,6 @@ class _Trainer:
         best.save(target)
         self.log(f"{mode}: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']} -> {target}")
         return best
-
-
-def _save_models(models):
-    """Save ``{path: keras.Model}`` each through a temporary file and ``os.replace`` (never half-written)."""
-    for path, model in models.items():
-        tmp = path.with_name(path.stem + ".tmp.keras")
-        model.save(tmp)
-        os.replace(tmp, path)
 
 
 def _embedding_std(embeddings):
