@@ -28,7 +28,7 @@ import numpy as np
 from .data import audio_matrix, sequence_batch
 from .ensemble import (build_fusion_head, build_stacked_fusion, build_video_ensemble, group_folds,
                        join_frame_encoders, log_probabilities, person_of)
-from .loop import EpochLoop, make_optimizer, save_model_atomically, uar
+from .loop import save_model_atomically, uar
 from .reducer import AudioReducer
 from .run import reduce_audio
 
@@ -197,12 +197,7 @@ class CrossFitter:
         from .models import load_model
         trainer, tcfg = self.trainer, self.trainer.train_cfg
         head = build_fusion_head(dropout=trainer.model_cfg["head_dropout"])
-        head.compile(optimizer=make_optimizer(tcfg["optimizer"], tcfg["learning_rate"], momentum=tcfg["momentum"],
-                                              weight_decay=tcfg["weight_decay"]),
-                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        loop = EpochLoop(self.run_dir / "stages" / "fusion", stage="fusion", epochs=tcfg["epochs"],
-                         patience=tcfg["patience"], schedule=tcfg["lr_schedule"], base_lr=tcfg["learning_rate"],
-                         log=self.log)
+        loop = trainer.compile_with_loop(head, "fusion", epochs=tcfg["epochs"])
         head = loop.resume_model(head)
         np.savez(loop.folder / "out_of_fold.npz", video=oof_video, audio=oof_audio, labels=self.table.labels,
                  val_video=val_video, val_audio=val_audio, val_labels=trainer.val_table.labels)

@@ -223,6 +223,21 @@ class _Trainer:
         #: clips the embedding cache covers (fold trainers keep all of them, see emonet.crossfit)
         self.cache_keys = list(dict.fromkeys(self.train_table.keys + self.val_table.keys))  # splits may coincide
 
+    def compile_with_loop(self, model, stage, *, epochs, patience=None, learning_rate=None):
+        """Compile ``model`` for classification and return its :class:`EpochLoop` in ``stages/<stage>/``.
+
+        The run's optimizer (``train.optimizer``, momentum, weight decay), sparse categorical
+        cross-entropy and accuracy; ``patience`` and ``learning_rate`` default to the run's.
+        """
+        tcfg = self.train_cfg
+        learning_rate = tcfg["learning_rate"] if learning_rate is None else learning_rate
+        model.compile(optimizer=make_optimizer(tcfg["optimizer"], learning_rate, momentum=tcfg["momentum"],
+                                               weight_decay=tcfg["weight_decay"]),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return EpochLoop(self.run_dir / "stages" / stage, stage=stage, epochs=epochs,
+                         patience=tcfg["patience"] if patience is None else patience, schedule=tcfg["lr_schedule"],
+                         base_lr=learning_rate, log=self.log)
+
     def fit(self):
         mode = self.model_cfg["mode"]
         if self.train_cfg["folds"] >= 2 and mode != "audio":
@@ -315,12 +330,7 @@ class _Trainer:
         model = build_emonet(mode="video", video_input="frames", n_frames=cfg["n_frames"],
                              image_size=cfg["image_size"], embedding_dim=cfg["embedding_dim"],
                              lstm_units=cfg["lstm_units"], head_dropout=cfg["head_dropout"])
-        model.compile(optimizer=make_optimizer(tcfg["optimizer"], tcfg["learning_rate"], momentum=tcfg["momentum"],
-                                               weight_decay=tcfg["weight_decay"]),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        loop = EpochLoop(self.run_dir / "stages" / "end_to_end", stage="end_to_end", epochs=tcfg["epochs"],
-                         patience=tcfg["patience"], schedule=tcfg["lr_schedule"], base_lr=tcfg["learning_rate"],
-                         log=self.log)
+        loop = self.compile_with_loop(model, "end_to_end", epochs=tcfg["epochs"])
         best = self._run_sequence_loop(loop, loop.resume_model(model))
         encoder, clip_model = split_video_model(best)
         save_model_atomically(clip_model, target)
@@ -354,11 +364,7 @@ class _Trainer:
         tcfg = self.train_cfg
         lr = tcfg["learning_rate"] * tcfg["finetune_lr_scale"]
         model = join_video_model(load_model(encoder_path, compile=False), clip_model)
-        model.compile(optimizer=make_optimizer(tcfg["optimizer"], lr, momentum=tcfg["momentum"],
-                                               weight_decay=tcfg["weight_decay"]),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        loop = EpochLoop(folder, stage="finetune", epochs=tcfg["finetune_epochs"], patience=tcfg["patience"],
-                         schedule=tcfg["lr_schedule"], base_lr=lr, log=self.log)
+        loop = self.compile_with_loop(model, "finetune", epochs=tcfg["finetune_epochs"], learning_rate=lr)
         model = loop.resume_model(model)
         loop.start_from(model, self._score_sequences)
         best = self._run_sequence_loop(loop, model)
@@ -418,12 +424,8 @@ class _Trainer:
         cfg, tcfg = self.model_cfg, self.train_cfg
         encoder = build_resnet20(image_size=cfg["image_size"], embedding_dim=cfg["embedding_dim"])
         classifier = build_frame_classifier(encoder)
-        classifier.compile(optimizer=make_optimizer(tcfg["optimizer"], tcfg["learning_rate"],
-                                                    momentum=tcfg["momentum"], weight_decay=tcfg["weight_decay"]),
-                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        loop = EpochLoop(self.run_dir / "stages" / "frames", stage="frames", epochs=tcfg["frame_epochs"],
-                         patience=max(3, tcfg["patience"] // 2), schedule=tcfg["lr_schedule"],
-                         base_lr=tcfg["learning_rate"], log=self.log)
+        loop = self.compile_with_loop(classifier, "frames", epochs=tcfg["frame_epochs"],
+                                      patience=max(3, tcfg["patience"] // 2))
         classifier = loop.resume_model(classifier)
         dataset = frame_dataset(self.store.path, self.train_table, frames_per_clip=tcfg["frames_per_clip"],
                                 image_size=cfg["image_size"], batch_size=tcfg["batch_size"],
@@ -502,11 +504,7 @@ class _Trainer:
             name = f"{single}_encoder"
             model.get_layer(name).set_weights(trained.get_layer(name).get_weights())
             model.get_layer(name).trainable = False
-        model.compile(optimizer=make_optimizer(tcfg["optimizer"], tcfg["learning_rate"], momentum=tcfg["momentum"],
-                                               weight_decay=tcfg["weight_decay"]),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        loop = EpochLoop(self.run_dir / "stages" / mode, stage=mode, epochs=tcfg["epochs"], patience=tcfg["patience"],
-                         schedule=tcfg["lr_schedule"], base_lr=tcfg["learning_rate"], log=self.log)
+        loop = self.compile_with_loop(model, mode, epochs=tcfg["epochs"])
         model = loop.resume_model(model)
         tables = (self.train_table, self.val_table)
         train_emb = [embeddings[k] for k in tables[0].keys] if needs_video else None
