@@ -20,9 +20,7 @@ rest of the run.
 """
 
 import copy
-from pathlib import Path
 
-import h5py
 import numpy as np
 
 from .data import audio_matrix, sequence_batch
@@ -30,7 +28,7 @@ from .ensemble import (build_fusion_head, build_stacked_fusion, build_video_ense
                        join_frame_encoders, log_probabilities, person_of)
 from .loop import save_model_atomically, uar
 from .reducer import AudioReducer
-from .run import reduce_audio
+from .run import reduce_audio, write_embedding_cache
 
 
 #: An epoch of the fusion head is at least this many optimizer steps (passes over a small training set repeat).
@@ -117,7 +115,7 @@ class CrossFitter:
                     for k in range(self.n_folds)]
         save_model_atomically(join_frame_encoders(encoders), self.run_dir / "frame_encoder.keras")
         joined = {key: np.concatenate([cache[key] for cache in caches], axis=1) for key in caches[0]}
-        self._write_cache(joined)
+        write_embedding_cache(self.run_dir / "embeddings.h5", self.trainer.store.path, joined)
         branch = build_video_ensemble(models, n_frames=self.n_frames,
                                       embedding_dim=self.trainer.model_cfg["embedding_dim"])
         target = self.run_dir / ("ablation/video.keras" if ablation else "model.keras")
@@ -132,17 +130,6 @@ class CrossFitter:
     def _predict_video(self, model, embeddings):
         x, mask = sequence_batch(embeddings, self.n_frames)
         return np.asarray(model.predict({"frame_embeddings": x, "frame_mask": mask}, verbose=0, batch_size=256))
-
-    def _write_cache(self, joined):
-        """The run's embeddings.h5 from the joined fold caches (temporary file, then rename)."""
-        cache = self.run_dir / "embeddings.h5"
-        tmp = cache.with_suffix(".tmp.h5")
-        with h5py.File(tmp, "w") as f:
-            f.attrs["store_path"] = str(Path(self.trainer.store.path).resolve())
-            group = f.create_group("clips")
-            for key, emb in joined.items():
-                group.create_dataset(key, data=emb)
-        tmp.replace(cache)
 
     # ------------------------------------------------------------------ audio
     def audio_out_of_fold(self):

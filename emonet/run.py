@@ -16,6 +16,7 @@ Everything loads in Keras safe mode; nothing is unpickled.
 """
 
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -40,6 +41,27 @@ def embed_faces(encoder, crops, image_size):
     parts = [encoder.predict_on_batch(prepare_faces(crops[i:i + ENCODE_BATCH], image_size))
              for i in range(0, len(crops), ENCODE_BATCH)]
     return np.concatenate([np.asarray(p) for p in parts]).astype(np.float32)
+
+
+def write_embedding_cache(path, store_path, embeddings):
+    """Write a run's per-frame embedding cache (read back by :meth:`TrainedRun.store_embeddings`).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        ``embeddings.h5`` of a run; written to a temporary file, then renamed (never half-written).
+    store_path : str or os.PathLike
+        The feature store the frames came from (recorded, so a cache is only used for its store).
+    embeddings : dict
+        ``{clip key: (T_i, E) float32}``.
+    """
+    tmp = path.with_suffix(".tmp.h5")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["store_path"] = str(Path(store_path).resolve())
+        group = f.create_group("clips")
+        for key, emb in embeddings.items():
+            group.create_dataset(key, data=emb)
+    os.replace(tmp, path)
 
 
 def reduce_audio(reducer, functionals, has_audio):

@@ -64,7 +64,7 @@ from .data import (SplitTable, audio_matrix, clip_frames, frame_dataset, prepare
                    sequence_batch, sequence_dataset)
 from .loop import EpochLoop, make_optimizer, save_model_atomically, uar
 from .reducer import AudioReducer
-from .run import embed_faces, modes_needing, reduce_audio
+from .run import embed_faces, modes_needing, reduce_audio, write_embedding_cache
 
 #: Frames per validation clip scored in stage one (centred segment sampling).
 VAL_FRAMES_PER_CLIP = 4
@@ -472,16 +472,9 @@ class _Trainer:
                     self.log("cache: frame embeddings already cached (resume)")
                     return {k: f["clips"][k][()] for k in keys}
         start = time.perf_counter()
-        out = {}
-        tmp = cache.with_suffix(".tmp.h5")
-        with h5py.File(tmp, "w") as f:
-            f.attrs["store_path"] = str(Path(self.store.path).resolve())
-            group = f.create_group("clips")
-            for key in keys:
-                emb = embed_faces(encoder, clip_frames(self.store.clip(key)), self.model_cfg["image_size"])
-                group.create_dataset(key, data=emb)
-                out[key] = emb
-        os.replace(tmp, cache)
+        out = {key: embed_faces(encoder, clip_frames(self.store.clip(key)), self.model_cfg["image_size"])
+               for key in keys}
+        write_embedding_cache(cache, self.store.path, out)
         n = sum(len(e) for e in out.values())
         self.log(f"cache: {n} frames of {len(keys)} clips embedded in {time.perf_counter() - start:.0f} s")
         return out
