@@ -24,8 +24,8 @@ import copy
 import numpy as np
 
 from .data import audio_matrix, sequence_batch
-from .ensemble import (build_fusion_head, build_stacked_fusion, build_video_ensemble, group_folds,
-                       join_frame_encoders, log_probabilities, person_of)
+from .ensemble import (build_fusion_head, build_stacked_fusion, build_video_ensemble, fit_pool_weight,
+                       group_folds, join_frame_encoders, log_probabilities, person_of, pool_weight, set_pool_weight)
 from .loop import save_model_atomically, uar
 from .reducer import AudioReducer
 from .run import reduce_audio, write_embedding_cache
@@ -171,45 +171,64 @@ class CrossFitter:
 
     # ------------------------------------------------------------------ head
     def train_head(self, oof_video, oof_audio, val_video, val_audio, *, no_video, no_audio):
-        """The fusion head on out-of-fold log-probabilities, early-stopped on validation UAR.
+        """The fusion head: a pool weight fitted on out-of-fold predictions, then the MLP correction.
 
-        The untrained head equals the video branch (see :func:`emonet.ensemble.build_fusion_head`)
-        and is recorded as epoch 0, so the stage keeps it unless an epoch does better on validation.
+        First the video weight ``alpha`` of the head's pool (:class:`emonet.ensemble.BranchPool`)
+        is fitted by maximum likelihood on the out-of-fold branch predictions of the training
+        clips (:func:`emonet.ensemble.fit_pool_weight`); it stays fixed. The pool with an
+        untrained (zero) correction is recorded as epoch 0, and the correction MLP is then
+        trained on the same out-of-fold log-probabilities and kept only if an epoch beats the
+        pool on validation UAR.
 
         Modality dropout: each epoch a ``modality_dropout`` share of the training clips
         has one branch replaced by what that branch outputs for a clip without it
-        (``no_video``, ``no_audio``, shape (7,)), so the head copes with silent clips
-        and clips without a face.
+        (``no_video``, ``no_audio``, shape (7,)) and its presence flag set to 0, so the head
+        copes with silent clips and clips without a face.
         """
         from .models import load_model
         trainer, tcfg = self.trainer, self.trainer.train_cfg
+        labels, val_table = self.table.labels, trainer.val_table
         head = build_fusion_head(dropout=trainer.model_cfg["head_dropout"])
         loop = trainer.compile_with_loop(head, "fusion", epochs=tcfg["epochs"])
         head = loop.resume_model(head)
-        np.savez(loop.folder / "out_of_fold.npz", video=oof_video, audio=oof_audio, labels=self.table.labels,
-                 val_video=val_video, val_audio=val_audio, val_labels=trainer.val_table.labels)
-        train_v, train_a = log_probabilities(oof_video), log_probabilities(oof_audio)
-        val_inputs = {"video_logp": log_probabilities(val_video), "audio_logp": log_probabilities(val_audio)}
+        np.savez(loop.folder / "out_of_fold.npz", video=oof_video, audio=oof_audio, labels=labels,
+                 val_video=val_video, val_audio=val_audio, val_labels=val_table.labels)
+        if not loop.done:
+            alpha = fit_pool_weight(oof_video, oof_audio, labels)
+            set_pool_weight(head, alpha)
+            self.log(f"fusion pool: video weight {alpha:.3f}, audio weight {1 - alpha:.3f} "
+                     f"(fitted on out-of-fold predictions; out-of-fold UAR "
+                     f"{uar(labels, (alpha * oof_video + (1 - alpha) * oof_audio).argmax(1)):.3f})")
+        train_inputs = {"video_logp": log_probabilities(oof_video), "audio_logp": log_probabilities(oof_audio),
+                        "has_video": presence(self.table.n_frames > 0),
+                        "has_audio": presence(self.table.has_audio)}
+        val_inputs = {"video_logp": log_probabilities(val_video), "audio_logp": log_probabilities(val_audio),
+                      "has_video": presence(val_table.n_frames > 0), "has_audio": presence(val_table.has_audio)}
         hidden_v, hidden_a = log_probabilities(no_video), log_probabilities(no_audio)
-        labels = self.table.labels
 
         def fit_epoch(model, epoch):
             rng = np.random.default_rng([trainer.cfg["seed"], epoch])
-            v, a = train_v.copy(), train_a.copy()
-            hide = rng.uniform(size=len(v)) < tcfg["modality_dropout"]
-            hide_video = hide & (rng.uniform(size=len(v)) < 0.5)
-            v[hide_video] = hidden_v
-            a[hide & ~hide_video] = hidden_a
-            passes = max(1, -(-MIN_HEAD_STEPS * tcfg["batch_size"] // len(v)))
-            history = model.fit({"video_logp": v, "audio_logp": a}, labels, batch_size=tcfg["batch_size"],
-                                epochs=passes, shuffle=True, class_weight=trainer.class_weight, verbose=0)
+            x = {key: value.copy() for key, value in train_inputs.items()}
+            hide = rng.uniform(size=len(labels)) < tcfg["modality_dropout"]
+            hide_video = hide & (rng.uniform(size=len(labels)) < 0.5)
+            hide_audio = hide & ~hide_video
+            x["video_logp"][hide_video], x["has_video"][hide_video] = hidden_v, 0.0
+            x["audio_logp"][hide_audio], x["has_audio"][hide_audio] = hidden_a, 0.0
+            passes = max(1, -(-MIN_HEAD_STEPS * tcfg["batch_size"] // len(labels)))
+            history = model.fit(x, labels, batch_size=tcfg["batch_size"], epochs=passes, shuffle=True,
+                                class_weight=trainer.class_weight, verbose=0)
             return {key: values[-1] for key, values in history.history.items()}
 
         def score(model):
-            return uar(trainer.val_table.labels, np.asarray(model.predict(val_inputs, verbose=0)).argmax(axis=1))
+            return uar(val_table.labels, np.asarray(model.predict(val_inputs, verbose=0)).argmax(axis=1))
 
-        loop.start_from(head, score)  # epoch 0 = the video branch alone: the head must beat it on validation
+        loop.start_from(head, score)  # epoch 0 = the fitted pool: the correction must beat it on validation
         best = load_model(loop.folder / "best.keras", compile=False) if loop.done else loop.run(head, fit_epoch, score)
-        self.log(f"fusion head: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']}")
+        self.log(f"fusion head: video weight {pool_weight(best):.3f}, best val UAR {loop.state['best_uar']:.3f} "
+                 f"at epoch {loop.state['best_epoch']}")
         return best
 
+
+def presence(flags):
+    """Booleans (n,) -> the head's presence input (n, 1) float32."""
+    return np.asarray(flags, np.float32).reshape(-1, 1)

@@ -17,9 +17,11 @@ trust each branch from those.
 - **Audio**: the full-data audio model is the branch; ``K`` speaker-disjoint
   fold models (each with its own reducer fitted on its fold's training part) only
   produce the out-of-fold predictions.
-- **Head**: log-probabilities of the two branches, concatenated (14 values) ->
-  (Dense + ReLU + Dropout) x 3 -> a correction added to the video log-probabilities -> softmax
-  (an untrained head returns the video branch unchanged).
+- **Head**: a linear opinion pool ``alpha * p_video + (1 - alpha) * p_audio`` of the
+  branches that have input, ``alpha`` fitted by maximum likelihood on the out-of-fold
+  predictions; plus a correction from the log-probabilities of the two branches,
+  concatenated (14 values) -> (Dense + ReLU + Dropout) x 3 -> Dense, added to the log of
+  the pool -> softmax (an untrained correction leaves the pool unchanged).
 
 Functions here are pure model assembly and fold bookkeeping; the training
 stages live in :mod:`emonet.train`.
@@ -29,6 +31,7 @@ import re
 
 import keras
 import numpy as np
+import scipy.optimize
 from keras import layers, ops
 
 from preprocessing.constants import CLASSES
@@ -39,8 +42,11 @@ from .models import OUTPUT_NAME
 #: Probability floor before the log: log-probabilities lie in [log(1e-4), 0] = [-9.2, 0].
 PROBABILITY_FLOOR = 1e-4
 
-#: Input names of the fusion head.
+#: Log-probability inputs of the fusion head.
 HEAD_INPUTS = ("video_logp", "audio_logp")
+
+#: Presence inputs of the fusion head: 1.0 when the clip has a face (video) / audio, else 0.0.
+PRESENCE_INPUTS = ("has_video", "has_audio")
 
 _SEQUENCE_SUFFIX = re.compile(r"_\d+$")
 
@@ -186,31 +192,136 @@ def build_video_ensemble(video_models, *, n_frames, embedding_dim, name="video_b
     return keras.Model({"frame_embeddings": embeddings, "frame_mask": mask}, mean, name=name)
 
 
-def build_fusion_head(*, units=(256, 128, 64), dropout=0.5, n_classes=len(CLASSES), name="fusion_head"):
-    """The stacked fusion head: branch log-probabilities -> class probabilities.
+def fit_pool_weight(video_probabilities, audio_probabilities, labels):
+    """Video weight ``alpha`` of the pool ``alpha * p_video + (1 - alpha) * p_audio`` that fits ``labels`` best.
 
-    ``softmax(video_logp + correction)``, where the correction is the design card's fusion
-    MLP: concatenation (B, 14) -> (Dense + ReLU + Dropout) per entry of ``units`` -> Dense
-    (B, n_classes). The last Dense starts at zero, so an untrained head returns the video
-    branch's probabilities unchanged, and training moves away from them only as far as the
-    out-of-fold predictions support (a residual over the stronger branch).
+    Maximum likelihood (mean log-probability of the true class) over ``alpha`` in [0, 1];
+    meant for *out-of-fold* branch predictions of the training clips, so the weight
+    reflects how the branches do on faces and voices they never saw.
+
+    Parameters
+    ----------
+    video_probabilities, audio_probabilities : array [shape=(n, C)]
+        Rows sum to 1.
+    labels : array of int [shape=(n,)]
+
+    Returns
+    -------
+    float
+        ``alpha`` in [0, 1].
+    """
+    rows = np.arange(len(labels))
+    p_video = np.asarray(video_probabilities, np.float64)[rows, labels]
+    p_audio = np.asarray(audio_probabilities, np.float64)[rows, labels]
+
+    def negative_log_likelihood(alpha):
+        return -np.mean(np.log(np.maximum(alpha * p_video + (1.0 - alpha) * p_audio, PROBABILITY_FLOOR)))
+
+    result = scipy.optimize.minimize_scalar(negative_log_likelihood, bounds=(0.0, 1.0), method="bounded",
+                                            options={"xatol": 1e-4})
+    return float(result.x)
+
+
+@keras.saving.register_keras_serializable(package="emonet")
+class HasInput(layers.Layer):
+    """1.0 for rows with any non-zero entry, else 0.0: (B, ...) -> (B, 1).
+
+    A frame mask of zeros means no face was found; an audio vector of zeros is how
+    :func:`emonet.run.reduce_audio` writes a clip without (or with silent) audio.
+    """
+
+    def call(self, x):
+        flat = ops.reshape(x, (ops.shape(x)[0], -1))
+        return ops.cast(ops.any(ops.not_equal(flat, 0.0), axis=-1, keepdims=True), "float32")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+
+@keras.saving.register_keras_serializable(package="emonet")
+class BranchPool(layers.Layer):
+    """Log of the linear opinion pool of the branches that have input: -> (B, C) log-probabilities.
+
+    ``log(w_v * p_video + w_a * p_audio)`` with ``w_v = alpha * has_video / s``,
+    ``w_a = (1 - alpha) * has_audio / s`` and ``s`` their sum before normalising: a clip
+    without audio gets the video branch alone, a clip without a face the audio branch
+    alone (with neither, both in the ratio ``alpha``). ``alpha`` is a fixed,
+    non-trainable weight, set from out-of-fold predictions by :func:`fit_pool_weight`;
+    1.0 (the default) is the video branch alone.
+
+    Why a pool and not a product of experts: a product lets a confidently wrong branch
+    veto the other (an audio probability at the 1e-4 floor costs 9.2 nats); measured on
+    Val_AFEW, the product lost to video alone while the pool gained (docs/DESIGN.md).
+    """
+
+    def __init__(self, *, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_alpha = float(alpha)
+
+    def build(self, input_shape):
+        self.alpha = self.add_weight(name="alpha", shape=(), trainable=False,
+                                     initializer=keras.initializers.Constant(self.initial_alpha))
+
+    def call(self, inputs):
+        video_logp, audio_logp, has_video, has_audio = inputs
+        w_video, w_audio = self.alpha * has_video, (1.0 - self.alpha) * has_audio
+        total = w_video + w_audio
+        neither = ops.cast(ops.equal(total, 0.0), "float32")
+        w_video = (1.0 - neither) * w_video / ops.maximum(total, 1e-12) + neither * self.alpha
+        w_audio = (1.0 - neither) * w_audio / ops.maximum(total, 1e-12) + neither * (1.0 - self.alpha)
+        pooled = w_video * ops.exp(video_logp) + w_audio * ops.exp(audio_logp)
+        return ops.log(ops.maximum(pooled, PROBABILITY_FLOOR))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.initial_alpha}
+
+
+def build_fusion_head(*, units=(256, 128, 64), dropout=0.5, alpha=1.0, n_classes=len(CLASSES),
+                      name="fusion_head"):
+    """The stacked fusion head: branch log-probabilities and presence flags -> class probabilities.
+
+    ``softmax(log pool + correction)``: the pool is :class:`BranchPool` (weight
+    ``alpha`` on the video branch); the correction is the design card's fusion MLP,
+    concatenation (B, 14) -> (Dense + ReLU + Dropout) per entry of ``units`` -> Dense
+    (B, n_classes). The last Dense starts at zero, so an untrained head returns the pool
+    unchanged, and training moves away from it only as far as the out-of-fold
+    predictions support (a residual over the pool). With the default ``alpha=1`` the
+    untrained head is the video branch.
 
     Returns
     -------
     keras.Model
-        Inputs ``video_logp`` and ``audio_logp`` [shape=(B, 7)] each -> ``emotion``
-        [shape=(B, n_classes)] probabilities.
+        Inputs ``video_logp``, ``audio_logp`` [shape=(B, 7)] and ``has_video``, ``has_audio``
+        [shape=(B, 1)] -> ``emotion`` [shape=(B, n_classes)] probabilities.
     """
     inputs = {key: keras.Input((n_classes,), dtype="float32", name=key) for key in HEAD_INPUTS}
+    inputs.update({key: keras.Input((1,), dtype="float32", name=key) for key in PRESENCE_INPUTS})
+    pooled = BranchPool(alpha=alpha, name=f"{name}_pool")(
+        [inputs["video_logp"], inputs["audio_logp"], inputs["has_video"], inputs["has_audio"]])
     x = layers.Concatenate(name=f"{name}_concat")([inputs[key] for key in HEAD_INPUTS])
     for i, n in enumerate(units, start=1):
         x = layers.Dense(n, activation="relu", name=f"{name}_dense{i}")(x)
         x = layers.Dropout(dropout, name=f"{name}_dropout{i}")(x)
     correction = layers.Dense(n_classes, kernel_initializer="zeros", bias_initializer="zeros",
                               name=f"{name}_correction")(x)
-    logits = layers.Add(name=f"{name}_logits")([inputs["video_logp"], correction])
+    logits = layers.Add(name=f"{name}_logits")([pooled, correction])
     outputs = layers.Softmax(name=OUTPUT_NAME)(logits)
     return keras.Model(inputs, outputs, name=name)
+
+
+def set_pool_weight(head, alpha):
+    """Set the video weight of a fusion head's :class:`BranchPool` (in place)."""
+    pool = next(layer for layer in head.layers if isinstance(layer, BranchPool))
+    pool.alpha.assign(float(alpha))
+
+
+def pool_weight(head):
+    """The video weight ``alpha`` of a fusion head's :class:`BranchPool`."""
+    pool = next(layer for layer in head.layers if isinstance(layer, BranchPool))
+    return float(keras.ops.convert_to_numpy(pool.alpha))
 
 
 def build_stacked_fusion(video_branch, audio_branch, head, *, name="emonet"):
@@ -228,7 +339,8 @@ def build_stacked_fusion(video_branch, audio_branch, head, *, name="emonet"):
     audio = keras.Input(audio_branch.inputs[0].shape[1:], dtype="float32", name="audio")
     video_logp = LogProbability(name="video_logp")(video_branch({"frame_embeddings": embeddings, "frame_mask": mask}))
     audio_logp = LogProbability(name="audio_logp")(audio_branch(audio))
-    outputs = head({"video_logp": video_logp, "audio_logp": audio_logp})
+    outputs = head({"video_logp": video_logp, "audio_logp": audio_logp,
+                    "has_video": HasInput(name="has_video")(mask), "has_audio": HasInput(name="has_audio")(audio)})
     return keras.Model({"frame_embeddings": embeddings, "frame_mask": mask, "audio": audio}, outputs, name=name)
 
 

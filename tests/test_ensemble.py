@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from emonet.ensemble import (FeatureSlice, LogProbability, build_fusion_head, build_stacked_fusion,
-                             build_video_ensemble, group_folds, join_frame_encoders, log_probabilities,
-                             person_of)
+from emonet.ensemble import (FeatureSlice, HasInput, LogProbability, build_fusion_head, build_stacked_fusion,
+                             build_video_ensemble, fit_pool_weight, group_folds, join_frame_encoders,
+                             log_probabilities, person_of, pool_weight, set_pool_weight)
 from emonet.models import build_emonet, build_resnet20, load_model
 from preprocessing.errors import ConfigError
 
@@ -99,10 +99,65 @@ def test_stacked_fusion_round_trips_in_safe_mode(tmp_path):
     assert np.array_equal(again.predict(x, verbose=0), before)
 
 
+def _branch_outputs(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    video = rng.dirichlet(np.full(7, 3.0), size=n).astype(np.float32)   # no entry below the 1e-4 floor
+    audio = rng.dirichlet(np.full(7, 3.0), size=n).astype(np.float32)
+    return video, audio
+
+
+def _head_inputs(video, audio, has_video=1.0, has_audio=1.0):
+    n = len(video)
+    return {"video_logp": log_probabilities(video), "audio_logp": log_probabilities(audio),
+            "has_video": np.full((n, 1), has_video, np.float32), "has_audio": np.full((n, 1), has_audio, np.float32)}
+
+
 def test_untrained_fusion_head_returns_the_video_branch():
-    rng = np.random.default_rng(0)
-    video = rng.dirichlet(np.full(7, 3.0), size=5).astype(np.float32)   # no entry below the 1e-4 floor
-    audio = rng.dirichlet(np.ones(7), size=5).astype(np.float32)
-    head = build_fusion_head()
-    out = head.predict({"video_logp": log_probabilities(video), "audio_logp": log_probabilities(audio)}, verbose=0)
+    video, audio = _branch_outputs()
+    out = build_fusion_head().predict(_head_inputs(video, audio), verbose=0)
     np.testing.assert_allclose(out, video, atol=1e-5)
+
+
+def test_untrained_head_is_the_pool_and_a_missing_branch_drops_out():
+    video, audio = _branch_outputs()
+    head = build_fusion_head(alpha=0.7)
+    np.testing.assert_allclose(head.predict(_head_inputs(video, audio), verbose=0), 0.7 * video + 0.3 * audio,
+                               atol=1e-5)
+    np.testing.assert_allclose(head.predict(_head_inputs(video, audio, has_audio=0.0), verbose=0), video, atol=1e-5)
+    np.testing.assert_allclose(head.predict(_head_inputs(video, audio, has_video=0.0), verbose=0), audio, atol=1e-5)
+    neither = head.predict(_head_inputs(video, audio, has_video=0.0, has_audio=0.0), verbose=0)
+    np.testing.assert_allclose(neither, 0.7 * video + 0.3 * audio, atol=1e-5)
+
+
+def test_pool_weight_is_set_saved_and_not_trained(tmp_path):
+    video, audio = _branch_outputs()
+    head = build_fusion_head()
+    set_pool_weight(head, 0.25)
+    assert pool_weight(head) == pytest.approx(0.25)
+    assert all("alpha" not in w.path for w in head.trainable_weights)
+    head.save(tmp_path / "head.keras")
+    again = load_model(tmp_path / "head.keras", compile=False)
+    assert pool_weight(again) == pytest.approx(0.25)
+    np.testing.assert_allclose(again.predict(_head_inputs(video, audio), verbose=0), 0.25 * video + 0.75 * audio,
+                               atol=1e-5)
+
+
+def test_pool_weight_follows_the_informative_branch():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 7, size=400)
+    informed = np.full((400, 7), 0.02)
+    informed[np.arange(400), labels] = 0.88
+    noise = rng.dirichlet(np.ones(7), size=400)
+    assert fit_pool_weight(informed, noise, labels) > 0.95
+    assert fit_pool_weight(noise, informed, labels) < 0.05
+    half = np.where(rng.uniform(size=(400, 1)) < 0.5, informed, noise)   # each branch right on different clips
+    other = np.where(half == informed, noise, informed)
+    assert 0.3 < fit_pool_weight(half, other, labels) < 0.7
+
+
+def test_has_input_flags_rows_with_any_nonzero_value():
+    x = np.array([[0, 0, 0], [0, 1e-6, 0], [-2, 0, 0]], np.float32)
+    np.testing.assert_array_equal(np.asarray(HasInput()(x)), [[0.0], [1.0], [1.0]])
+    mask = np.zeros((2, 4, 3), np.float32)
+    mask[1, 2] = 1.0
+    np.testing.assert_array_equal(np.asarray(HasInput()(mask)), [[0.0], [1.0]])

@@ -206,6 +206,15 @@ def test_cross_fitted_run_joins_its_fold_encoders(video_run):
     assert {"video_branch", "audio_branch", "fusion_head"} <= {layer.name for layer in model.layers}
 
 
+def test_fusion_pool_leans_on_the_branch_that_carries_the_label(video_run):
+    """In the stripes corpus only the video carries the label, so the fitted pool weights video over audio."""
+    run_dir, _ = video_run
+    from emonet.ensemble import pool_weight
+    from emonet.models import load_model
+    head = load_model(run_dir / "model.keras", compile=False).get_layer("fusion_head")
+    assert pool_weight(head) > 0.5
+
+
 def test_stacked_fusion_is_its_head_on_the_branch_log_probabilities(video_run):
     run_dir, _ = video_run
     from emonet.data import SplitTable, audio_matrix
@@ -217,9 +226,11 @@ def test_stacked_fusion_is_its_head_on_the_branch_log_probabilities(video_run):
         table = SplitTable(store, "val")
         embeddings, functionals = fused.store_embeddings(store, table.keys), audio_matrix(store, table.keys)
     proba = fused.predict(embeddings, functionals, table.has_audio)
-    branch_logp = {"video_logp": log_probabilities(video.predict(embeddings, functionals, table.has_audio)),
-                   "audio_logp": log_probabilities(audio.predict(embeddings, functionals, table.has_audio))}
-    expected = fused.model.get_layer("fusion_head").predict(branch_logp, verbose=0)
+    head_inputs = {"video_logp": log_probabilities(video.predict(embeddings, functionals, table.has_audio)),
+                   "audio_logp": log_probabilities(audio.predict(embeddings, functionals, table.has_audio)),
+                   "has_video": (table.n_frames > 0).astype(np.float32).reshape(-1, 1),
+                   "has_audio": table.has_audio.astype(np.float32).reshape(-1, 1)}
+    expected = fused.model.get_layer("fusion_head").predict(head_inputs, verbose=0)
     np.testing.assert_allclose(proba, expected, atol=1e-5)
 
 
