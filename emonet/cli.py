@@ -101,6 +101,7 @@ def _add_train(sub):
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("config", type=Path, help="experiment config, e.g. experiments/composite_fusion.yaml")
     p.add_argument("--smoke", action="store_true", help="apply the config's smoke: overrides (quick variant)")
+    p.add_argument("--seed", type=int, help="override the config's seed (the run folder is <name>-seed<SEED>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="start an existing run folder again from scratch")
     p.set_defaults(func=cmd_train)
@@ -109,7 +110,8 @@ def _add_train(sub):
 def cmd_train(args):
     """``emonet train``: train, evaluate on the validation split, print where the run is."""
     from .train import train_from_config
-    run_dir = train_from_config(args.config, smoke=args.smoke, resume=args.resume, overwrite=args.overwrite)
+    run_dir = train_from_config(args.config, smoke=args.smoke, seed=args.seed, resume=args.resume,
+                                overwrite=args.overwrite)
     print(f"run directory: {run_dir}")
     return 0
 

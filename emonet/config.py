@@ -181,8 +181,8 @@ def resolve_config(raw, *, source="config", base_dir=".", smoke=False):
     return cfg
 
 
-def load_config(path, *, smoke=False):
-    """Read and resolve a YAML run config (see :func:`resolve_config`)."""
+def load_config(path, *, smoke=False, seed=None):
+    """Read and resolve a YAML run config (see :func:`resolve_config`); ``seed`` overrides the file's."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
@@ -190,6 +190,8 @@ def load_config(path, *, smoke=False):
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if seed is not None and isinstance(raw, dict):
+        raw = {**raw, "seed": seed}
     return resolve_config(raw, source=str(path), base_dir=path.parent, smoke=smoke)
 
 

@@ -151,7 +151,7 @@ def prepare_store(cfg, log):
     return extract_folder(root, store, cfg, log, splits={cfg["data"]["train_split"], cfg["data"]["val_split"]})
 
 
-def train_from_config(config_path, *, smoke=False, resume=False, overwrite=False, log=None):
+def train_from_config(config_path, *, smoke=False, seed=None, resume=False, overwrite=False, log=None):
     """Train the run declared by a YAML config and evaluate it on the validation split.
 
     Parameters
@@ -159,6 +159,8 @@ def train_from_config(config_path, *, smoke=False, resume=False, overwrite=False
     config_path : str or os.PathLike
     smoke : bool
         Apply the config's ``smoke:`` overrides (a quick variant).
+    seed : int, optional
+        Overrides the config's ``seed`` (and so the run folder ``<name>-seed<seed>``).
     resume : bool
         Continue an interrupted run in the same folder.
     overwrite : bool
@@ -172,7 +174,7 @@ def train_from_config(config_path, *, smoke=False, resume=False, overwrite=False
         The run directory.
     """
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    cfg = load_config(config_path, smoke=smoke)
+    cfg = load_config(config_path, smoke=smoke, seed=seed)
     return train(cfg, resume=resume, overwrite=overwrite, log=log)
 
 
@@ -446,7 +448,7 @@ class _Trainer:
         else:
             best = loop.run(classifier, fit_epoch, score)
         encoder = best.get_layer("frame_encoder")
-        encoder.save(target)
+        save_model_atomically(encoder, target)
         self.log(f"frames: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']}")
         return encoder
 
@@ -530,7 +532,7 @@ class _Trainer:
             return uar(tables[1].labels, proba.argmax(axis=1))
 
         best = load_model(loop.folder / "best.keras", compile=False) if loop.done else loop.run(model, fit_epoch, score)
-        best.save(target)
+        save_model_atomically(best, target)
         self.log(f"{mode}: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']} -> {target}")
         return best
 

@@ -59,6 +59,14 @@ def test_smoke_overrides(tmp_path):
                     smoke=True)
 
 
+def test_seed_override(tmp_path):
+    path = write(tmp_path, {"data": {"root": "x"}, "seed": 3})
+    assert load_config(path)["seed"] == 3
+    assert load_config(path, seed=7)["seed"] == 7
+    with pytest.raises(ConfigError, match="seed must be an integer"):
+        load_config(path, seed="7")
+
+
 def test_schedules_and_finetuning(tmp_path):
     cfg = load_config(write(tmp_path, {"data": {"root": "x"}}))
     assert cfg["train"]["schedule"] == "two_stage" and cfg["train"]["finetune_epochs"] == 0
