@@ -10,7 +10,8 @@ Layouts (:data:`LAYOUTS`)
 -------------------------
 ``"afew"``
     ``Train_AFEW/<Emotion>/*`` -> train, ``Val_AFEW/<Emotion>/*`` -> val,
-    ``Test_AFEW/*`` (unlabelled) -> test. An optional ``manifest.csv`` at the
+    ``Test_AFEW/*`` -> test, unlabelled (as EmotiW ships it) unless a clip sits in
+    an emotion folder (``Test_AFEW/<Emotion>/*``, a labelled test set). An optional ``manifest.csv`` at the
     root (columns ``path``, ``label``, ``face`` or ``subject``, ``speaker``)
     adds face subjects and speakers; the folders still decide label and split.
 ``"crema_d"``
@@ -497,7 +498,9 @@ def _label_from_folder(path, rel, split, depth):
 
 def _label_afew(path, rel, split):
     if split == "test":
-        return ClipRecord(path=path, relpath=rel, label=None, split="test")
+        parts = rel.split("/")
+        label = normalise_label(parts[1]) if len(parts) >= 3 else None
+        return ClipRecord(path=path, relpath=rel, label=label, split="test")
     return _label_from_folder(path, rel, split, depth=1)
 
 

@@ -99,6 +99,14 @@ def test_afew_test_only_is_unlabelled(tmp_path):
     assert m.label_counts() == dict.fromkeys(CLASSES, 0)
 
 
+def test_afew_test_clips_in_emotion_folders_are_labelled(tmp_path):
+    touch(tmp_path, "Test_AFEW/Angry/a.avi", "Test_AFEW/Sad/b.mp4", "Test_AFEW/batch1/c.avi", "Test_AFEW/d.avi")
+    m = build_manifest(tmp_path)
+    assert [(r.relpath, r.label, r.split) for r in m] == [
+        ("Test_AFEW/Angry/a.avi", "Angry", "test"), ("Test_AFEW/Sad/b.mp4", "Sad", "test"),
+        ("Test_AFEW/batch1/c.avi", None, "test"), ("Test_AFEW/d.avi", None, "test")]
+
+
 def test_afew_manifest_csv_adds_speakers_and_subjects(tmp_path):
     touch(tmp_path, "Train_AFEW/Angry/a.mp4", "Train_AFEW/Angry/b.mp4", "Val_AFEW/Fear/ç d.mp4", "Test_AFEW/t.mp4")
     write_csv(
