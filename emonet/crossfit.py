@@ -194,7 +194,10 @@ class CrossFitter:
         np.savez(loop.folder / "out_of_fold.npz", video=oof_video, audio=oof_audio, labels=labels,
                  val_video=val_video, val_audio=val_audio, val_labels=val_table.labels)
         if not loop.done:
-            alpha = fit_pool_weight(oof_video, oof_audio, labels)
+            both = (self.table.n_frames > 0) & self.table.has_audio
+            weight = None if trainer.class_weight is None else np.array([trainer.class_weight[c] for c in labels])
+            alpha = fit_pool_weight(oof_video[both], oof_audio[both], labels[both],
+                                    sample_weight=None if weight is None else weight[both])
             set_pool_weight(head, alpha)
             self.log(f"fusion pool: video weight {alpha:.3f}, audio weight {1 - alpha:.3f} "
                      f"(fitted on out-of-fold predictions; out-of-fold UAR "

@@ -192,30 +192,37 @@ def build_video_ensemble(video_models, *, n_frames, embedding_dim, name="video_b
     return keras.Model({"frame_embeddings": embeddings, "frame_mask": mask}, mean, name=name)
 
 
-def fit_pool_weight(video_probabilities, audio_probabilities, labels):
+def fit_pool_weight(video_probabilities, audio_probabilities, labels, *, sample_weight=None):
     """Video weight ``alpha`` of the pool ``alpha * p_video + (1 - alpha) * p_audio`` that fits ``labels`` best.
 
-    Maximum likelihood (mean log-probability of the true class) over ``alpha`` in [0, 1];
-    meant for *out-of-fold* branch predictions of the training clips, so the weight
-    reflects how the branches do on faces and voices they never saw.
+    Maximum likelihood (weighted mean log-probability of the true class) over ``alpha`` in
+    [0, 1]; meant for *out-of-fold* branch predictions of the training clips that have both
+    a face and audio, so the weight reflects how the branches do on faces and voices they
+    never saw.
 
     Parameters
     ----------
     video_probabilities, audio_probabilities : array [shape=(n, C)]
         Rows sum to 1.
     labels : array of int [shape=(n,)]
+    sample_weight : array [shape=(n,)], optional
+        E.g. class weights, so that every class counts alike (as UAR does).
 
     Returns
     -------
     float
-        ``alpha`` in [0, 1].
+        ``alpha`` in [0, 1]; 1.0 (video alone) when ``n`` is 0.
     """
+    if len(labels) == 0:
+        return 1.0
     rows = np.arange(len(labels))
     p_video = np.asarray(video_probabilities, np.float64)[rows, labels]
     p_audio = np.asarray(audio_probabilities, np.float64)[rows, labels]
+    weight = np.ones(len(labels)) if sample_weight is None else np.asarray(sample_weight, np.float64)
 
     def negative_log_likelihood(alpha):
-        return -np.mean(np.log(np.maximum(alpha * p_video + (1.0 - alpha) * p_audio, PROBABILITY_FLOOR)))
+        pooled = np.maximum(alpha * p_video + (1.0 - alpha) * p_audio, PROBABILITY_FLOOR)
+        return -np.average(np.log(pooled), weights=weight)
 
     result = scipy.optimize.minimize_scalar(negative_log_likelihood, bounds=(0.0, 1.0), method="bounded",
                                             options={"xatol": 1e-4})

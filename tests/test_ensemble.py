@@ -155,6 +155,16 @@ def test_pool_weight_follows_the_informative_branch():
     assert 0.3 < fit_pool_weight(half, other, labels) < 0.7
 
 
+def test_pool_weight_sample_weights_and_no_clips():
+    labels = np.array([0, 0, 0, 1])
+    video = np.array([[0.9, 0.1], [0.9, 0.1], [0.9, 0.1], [0.9, 0.1]])   # right on class 0 only
+    audio = np.array([[0.1, 0.9], [0.1, 0.9], [0.1, 0.9], [0.1, 0.9]])   # right on class 1 only
+    plain = fit_pool_weight(video, audio, labels)
+    balanced = fit_pool_weight(video, audio, labels, sample_weight=[2 / 3, 2 / 3, 2 / 3, 2.0])
+    assert plain > 0.6 and balanced == pytest.approx(0.5, abs=1e-3)
+    assert fit_pool_weight(video[:0], audio[:0], labels[:0]) == 1.0
+
+
 def test_has_input_flags_rows_with_any_nonzero_value():
     x = np.array([[0, 0, 0], [0, 1e-6, 0], [-2, 0, 0]], np.float32)
     np.testing.assert_array_equal(np.asarray(HasInput()(x)), [[0.0], [1.0], [1.0]])
