@@ -258,7 +258,8 @@ class BranchPool(layers.Layer):
 
     Why a pool and not a product of experts: a product lets a confidently wrong branch
     veto the other (an audio probability at the 1e-4 floor costs 9.2 nats); measured on
-    Val_AFEW, the product lost to video alone while the pool gained (docs/DESIGN.md).
+    Val_AFEW, the product scored below the pool in both runs compared, and once below video
+    alone (docs/DESIGN.md, section "Fusion").
     """
 
     def __init__(self, *, alpha=1.0, **kwargs):
