@@ -16,20 +16,22 @@ import concurrent.futures as cf
 import contextlib
 import dataclasses
 import functools
+import json
 import multiprocessing
 import os
 import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import audio, faces, media
 from .constants import CLASSES, FPS, N_MFCC, SAMPLE_RATE
-from .errors import ConfigError, EmonetError, one_line
-from .store import ClipFeatures, StoreWriter, clip_key
+from .errors import ConfigError, EmonetError, StoreError, one_line
+from .store import ClipFeatures, FeatureStore, StoreWriter, clip_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,6 +270,10 @@ def run_extraction(manifest, out_path, params, *, workers=None, scheduler=None, 
     records = list(manifest)
     start = time.perf_counter()
     summary = JobSummary()
+    if _all_stored(out_path, params, records):
+        summary.skipped = len(records)
+        summary.seconds = time.perf_counter() - start
+        return summary
     with StoreWriter(out_path, params=params.as_dict(), versions=library_versions(),
                      audio_feature_names=audio.feature_names(n_mfcc=params.n_mfcc)) as writer:
         todo = [r for r in records if clip_key(r.relpath) not in writer.done]
@@ -301,6 +307,26 @@ def run_extraction(manifest, out_path, params, *, workers=None, scheduler=None, 
             bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _all_stored(out_path, params, records):
+    """True when the store at ``out_path`` already holds every record, built with ``params``.
+
+    A read-only check that takes no writer lock, so several runs can share a complete store
+    (two trainings started together on one store no longer refuse each other). Anything else
+    (missing clips, recorded failures to retry, pending shards, other parameters) goes through
+    :class:`StoreWriter`, which reports it.
+    """
+    path = Path(out_path)
+    if not path.is_file():
+        return False
+    try:
+        with FeatureStore(path) as store:
+            if store.params != json.loads(json.dumps(params.as_dict())) or store.pending_count():
+                return False
+            return all(clip_key(r.relpath) in store for r in records)
+    except (StoreError, OSError):
+        return False
 
 
 def _progress_bar(total, enabled):

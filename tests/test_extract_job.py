@@ -11,6 +11,7 @@ import pytest
 from emonet.cli import main
 from preprocessing.constants import FPS
 from preprocessing.datasets import build_manifest
+from preprocessing.errors import StoreError
 from preprocessing.jobs import ExtractParams, run_extraction
 from preprocessing.store import FeatureStore
 
@@ -110,6 +111,25 @@ def test_rerun_skips_done_and_retries_failures(extracted, dataset):
     summary = run_extraction(build_manifest(root, layout="afew"), out, ExtractParams(crop_size=32, max_frames=100),
                              workers=0, progress=False, log=lambda m: None)
     assert (summary.done, summary.skipped, summary.failed) == (0, len(GOOD), len(bad))
+
+
+def test_a_complete_store_is_shared_without_the_writer_lock(extracted, dataset):
+    """Two runs starting on one complete store: the second must not fail on the first one's lock."""
+    import fcntl
+    out, *_ = extracted
+    root, bad = dataset
+    good_only = [r for r in build_manifest(root, layout="afew") if r.relpath in GOOD]
+    with open(str(out) + ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        summary = run_extraction(good_only, out, ExtractParams(crop_size=32, max_frames=100), workers=0,
+                                 progress=False, log=lambda m: None)
+        assert (summary.done, summary.skipped, summary.failed) == (0, len(GOOD), 0)
+        with pytest.raises(StoreError, match="another extraction job"):   # failed clips to retry: needs the lock
+            run_extraction(build_manifest(root, layout="afew"), out, ExtractParams(crop_size=32, max_frames=100),
+                           workers=0, progress=False, log=lambda m: None)
+        with pytest.raises(StoreError, match="another extraction job"):   # other parameters: the writer reports it
+            run_extraction(good_only, out, ExtractParams(crop_size=48, max_frames=100), workers=0,
+                           progress=False, log=lambda m: None)
 
 
 def test_other_parameters_are_refused(extracted, dataset, capsys):
