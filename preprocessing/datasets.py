@@ -12,8 +12,9 @@ Layouts (:data:`LAYOUTS`)
     ``Train_AFEW/<Emotion>/*`` -> train, ``Val_AFEW/<Emotion>/*`` -> val,
     ``Test_AFEW/*`` -> test, unlabelled (as EmotiW ships it) unless a clip sits
     in an emotion folder (``Test_AFEW/<Emotion>/*``, a labelled test set). An
-    optional ``manifest.csv`` at the root (columns ``path``, ``label``, ``face`` or ``subject``, ``speaker``)
-    adds face subjects and speakers; the folders still decide label and split.
+    optional ``manifest.csv`` at the root (columns ``path``, ``label``, ``face``
+    or ``subject``, ``speaker``) adds face subjects and speakers; the folders
+    still decide label and split.
 ``"crema_d"``
     ``AAAA_SSS_EEE_LL.<ext>`` (e.g. ``1001_DFA_ANG_XX.flv``); speaker = actor.
 ``"ravdess"``
