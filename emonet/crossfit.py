@@ -193,8 +193,9 @@ class CrossFitter:
         head = loop.resume_model(head)
         np.savez(loop.folder / "out_of_fold.npz", video=oof_video, audio=oof_audio, labels=labels,
                  val_video=val_video, val_audio=val_audio, val_labels=val_table.labels)
+        has_video, has_audio = self.table.n_frames > 0, self.table.has_audio
         if not loop.done:
-            both = (self.table.n_frames > 0) & self.table.has_audio
+            both = has_video & has_audio
             weight = None if trainer.class_weight is None else np.array([trainer.class_weight[c] for c in labels])
             alpha = fit_pool_weight(oof_video[both], oof_audio[both], labels[both],
                                     sample_weight=None if weight is None else weight[both])
@@ -203,8 +204,7 @@ class CrossFitter:
                      f"(fitted on out-of-fold predictions; out-of-fold UAR "
                      f"{uar(labels, (alpha * oof_video + (1 - alpha) * oof_audio).argmax(1)):.3f})")
         train_inputs = {"video_logp": log_probabilities(oof_video), "audio_logp": log_probabilities(oof_audio),
-                        "has_video": presence(self.table.n_frames > 0),
-                        "has_audio": presence(self.table.has_audio)}
+                        "has_video": presence(has_video), "has_audio": presence(has_audio)}
         val_inputs = {"video_logp": log_probabilities(val_video), "audio_logp": log_probabilities(val_audio),
                       "has_video": presence(val_table.n_frames > 0), "has_audio": presence(val_table.has_audio)}
         hidden_v, hidden_a = log_probabilities(no_video), log_probabilities(no_audio)

@@ -32,32 +32,23 @@ from pathlib import Path
 
 import numpy as np
 import scipy.optimize
+from scipy.special import softmax
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from emonet.data import SplitTable  # noqa: E402
-from emonet.ensemble import PROBABILITY_FLOOR, fit_pool_weight  # noqa: E402
+from emonet.ensemble import fit_pool_weight, log_probabilities  # noqa: E402
 from emonet.loop import uar  # noqa: E402
 from preprocessing.store import FeatureStore  # noqa: E402
 
 
-def _log(p):
-    return np.log(np.maximum(p, PROBABILITY_FLOOR))
-
-
-def _softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def fit_product_weights(video, audio, labels):
     """(w_v, w_a) in [0, 50]^2 maximising the likelihood of softmax(w_v log p_v + w_a log p_a)."""
-    lv, la, rows = _log(video), _log(audio), np.arange(len(labels))
+    lv, la, rows = log_probabilities(video), log_probabilities(audio), np.arange(len(labels))
 
     def nll(w):
-        return -np.log(np.maximum(_softmax(w[0] * lv + w[1] * la)[rows, labels], 1e-12)).mean()
+        return -np.log(np.maximum(softmax(w[0] * lv + w[1] * la, axis=1)[rows, labels], 1e-12)).mean()
 
     return scipy.optimize.minimize(nll, [1.0, 0.0], method="L-BFGS-B", bounds=[(0, 50), (0, 50)]).x
 
@@ -80,7 +71,7 @@ def main(argv=None):
         "video": val_video,
         "audio": val_audio,
         "pool": alpha * val_video + (1 - alpha) * val_audio,
-        "product": _softmax(w_video * _log(val_video) + w_audio * _log(val_audio)),
+        "product": softmax(w_video * log_probabilities(val_video) + w_audio * log_probabilities(val_audio), axis=1),
     }
     scores = {name: uar(val_labels, p.argmax(axis=1)) for name, p in rules.items()}
 
