@@ -109,7 +109,7 @@ def _add_train(sub):
 
 def cmd_train(args):
     """``emonet train``: train, evaluate on the validation split, print where the run is."""
-    from .train import train_from_config
+    from emonet.training.trainer import train_from_config
     run_dir = train_from_config(args.config, smoke=args.smoke, seed=args.seed, resume=args.resume,
                                 overwrite=args.overwrite)
     print(f"run directory: {run_dir}")
@@ -130,13 +130,13 @@ def _add_evaluate(sub):
 
 
 def cmd_evaluate(args):
-    from .evaluate import evaluate_run
+    from emonet.evaluation.evaluate import evaluate_run
     evaluate_run(args.run_dir, data=args.data, layout=args.layout, out_dir=args.out, baselines=not args.no_baselines)
     return 0
 
 
 def _add_predict(sub):
-    from .predict import FORMATS
+    from emonet.inference.predict import FORMATS
     p = sub.add_parser("predict", help="classify clips: top emotion and the seven probabilities",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("clips", nargs="+", type=Path, help="clip files")
@@ -151,7 +151,7 @@ def _add_predict(sub):
 
 
 def cmd_predict(args):
-    from .predict import format_results, predict_clips, write_submission
+    from emonet.inference.predict import format_results, predict_clips, write_submission
     results, failures = predict_clips(args.clips, args.model, batch_size=args.batch_size,
                                       progress=not args.no_progress)
     text = format_results(results, args.format)

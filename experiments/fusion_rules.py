@@ -37,9 +37,9 @@ from scipy.special import softmax
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emonet.data import SplitTable  # noqa: E402
-from emonet.ensemble import fit_pool_weight, log_probabilities  # noqa: E402
-from emonet.loop import uar  # noqa: E402
+from emonet.features.inputs import SplitTable  # noqa: E402
+from emonet.nn.fusion import fit_pool_weight, log_probabilities  # noqa: E402
+from emonet.training.loop import uar  # noqa: E402
 from preprocessing.store import FeatureStore  # noqa: E402
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.svm import LinearSVC
 
-from emonet.baselines import MODELS, fit_baselines, full_probabilities, proba_source, run_baselines
-from emonet.metrics import ablation_table
+from emonet.evaluation.baselines import MODELS, fit_baselines, full_probabilities, proba_source, run_baselines
+from emonet.evaluation.metrics import ablation_table
 from preprocessing.errors import ConfigError
 
 

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from emonet.config import DEFAULTS, load_config
+from emonet.experiment.config import DEFAULTS, load_config
 from preprocessing.errors import ConfigError
 
 

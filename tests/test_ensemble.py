@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from emonet.ensemble import (FeatureSlice, HasInput, LogProbability, build_fusion_head, build_stacked_fusion,
+from emonet.nn.fusion import (FeatureSlice, HasInput, LogProbability, build_fusion_head, build_stacked_fusion,
                              build_video_ensemble, fit_pool_weight, group_folds, join_frame_encoders,
                              log_probabilities, person_of, pool_weight, set_pool_weight)
-from emonet.models import build_emonet, build_resnet20, load_model
+from emonet.nn.models import build_emonet, build_resnet20
+from emonet.nn.io import load_model
 from preprocessing.errors import ConfigError
 
 

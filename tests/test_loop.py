@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from emonet.loop import EpochLoop, learning_rate, make_optimizer, uar
+from emonet.training.loop import EpochLoop, learning_rate, make_optimizer, uar
 
 
 def test_uar_is_the_mean_of_per_class_recall():

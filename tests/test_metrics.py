@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, log_loss, recall_score, roc_auc_score
 
-from emonet.metrics import ablation_table, classification_report, format_report, plot_confusion_matrix
+from emonet.evaluation.metrics import ablation_table, classification_report, format_report, plot_confusion_matrix
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError
 
@@ -197,7 +197,7 @@ def test_ablation_table_refuses_bad_rows(rows, match):
 
 
 def test_importing_metrics_pulls_neither_matplotlib_nor_tensorflow():
-    code = ("import sys, emonet.metrics, emonet.baselines; "
+    code = ("import sys, emonet.evaluation.metrics, emonet.evaluation.baselines; "
             "print(sorted(m for m in ('matplotlib', 'tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

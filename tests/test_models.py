@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from emonet.models import (
+from emonet.nn.io import load_model
+from emonet.nn.models import (
     MODES,
     VIDEO_INPUTS,
     FrameMask,
@@ -20,7 +21,6 @@ from emonet.models import (
     build_resnet20,
     build_video_encoder,
     join_video_model,
-    load_model,
     model_inputs,
     split_video_model,
 )
@@ -360,8 +360,8 @@ def _perturbed(model, seed, frames):
 
 
 def test_split_video_model_gives_the_same_probabilities_as_the_frames_model(tmp_path):
-    from emonet.data import prepare_faces
-    from emonet.run import embed_faces
+    from emonet.features.inputs import prepare_faces
+    from emonet.inference.trained_run import embed_faces
     crops = np.random.default_rng(2).integers(0, 256, (4 * T, SIZE, SIZE, 3), dtype=np.uint8)
     prepared = np.asarray(prepare_faces(crops, SIZE))
     mask = _inputs(("frame_mask",), batch=4)["frame_mask"]

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from emonet.cli import main
-from emonet.config import load_config
-from emonet.train import train
+from emonet.experiment.config import load_config
+from emonet.training.trainer import train
 from preprocessing.media import ffmpeg_binary
 from preprocessing.store import FeatureStore
 
@@ -121,8 +121,8 @@ def test_run_directory_holds_what_a_reader_needs(video_run):
 
 def test_reducer_is_fitted_on_the_training_split_only(video_run):
     run_dir, _ = video_run
-    from emonet.reducer import AudioReducer
-    from emonet.data import SplitTable, audio_matrix
+    from emonet.features.reducer import AudioReducer
+    from emonet.features.inputs import SplitTable, audio_matrix
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     with FeatureStore(cfg["data"]["store"]) as store:
         train_x = audio_matrix(store, SplitTable(store, "train").keys)
@@ -197,7 +197,7 @@ def test_resume_skips_finished_stages(video_run):
 def test_cross_fitted_run_joins_its_fold_encoders(video_run):
     run_dir, _ = video_run
     import h5py
-    from emonet.models import load_model
+    from emonet.nn.io import load_model
     width = load_model(run_dir / "folds" / "video0" / "frame_encoder.keras", compile=False).output_shape[-1]
     assert load_model(run_dir / "frame_encoder.keras", compile=False).output_shape == (None, 2 * width)
     with h5py.File(run_dir / "embeddings.h5", "r") as f:
@@ -209,17 +209,17 @@ def test_cross_fitted_run_joins_its_fold_encoders(video_run):
 def test_fusion_pool_leans_on_the_branch_that_carries_the_label(video_run):
     """In the stripes corpus only the video carries the label, so the fitted pool weights video over audio."""
     run_dir, _ = video_run
-    from emonet.ensemble import pool_weight
-    from emonet.models import load_model
+    from emonet.nn.fusion import pool_weight
+    from emonet.nn.io import load_model
     head = load_model(run_dir / "model.keras", compile=False).get_layer("fusion_head")
     assert pool_weight(head) > 0.5
 
 
 def test_stacked_fusion_is_its_head_on_the_branch_log_probabilities(video_run):
     run_dir, _ = video_run
-    from emonet.data import SplitTable, audio_matrix
-    from emonet.ensemble import log_probabilities
-    from emonet.run import TrainedRun
+    from emonet.features.inputs import SplitTable, audio_matrix
+    from emonet.nn.fusion import log_probabilities
+    from emonet.inference.trained_run import TrainedRun
     fused, video, audio = (TrainedRun(run_dir, model_name=name) for name in ("model", "ablation/video",
                                                                                "ablation/audio"))
     with FeatureStore(fused.config["data"]["store"]) as store:
@@ -249,8 +249,8 @@ def test_a_fresh_process_predicts_with_a_cross_fitted_run(video_run, tmp_path):
 
 def test_fold_trainers_train_on_the_other_folds_only(video_run):
     run_dir, _ = video_run
-    from emonet.crossfit import fold_trainer
-    from emonet.train import _Trainer
+    from emonet.training.crossfit import fold_trainer
+    from emonet.training.trainer import _Trainer
     cfg = load_config(run_dir.parent.parent / "stripes.yaml")
     with FeatureStore(cfg["data"]["store"]) as store:
         trainer = _Trainer(cfg, run_dir, store, lambda m: None)
@@ -316,7 +316,7 @@ def finetune_run(video_run):
 
 def _val_sequences(run_dir):
     """Centred frame sequences of the validation clips of a run's store, with the store's labels."""
-    from emonet.data import SplitTable, sequence_dataset
+    from emonet.features.inputs import SplitTable, sequence_dataset
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     with FeatureStore(cfg["data"]["root"]) as store:
         table = SplitTable(store, "val")
@@ -327,7 +327,7 @@ def _val_sequences(run_dir):
 
 def _run_probabilities(run_dir, table):
     """Validation probabilities through the inference path (frame_encoder.keras + clip model on embeddings)."""
-    from emonet.run import TrainedRun
+    from emonet.inference.trained_run import TrainedRun
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     run = TrainedRun(run_dir)
     with FeatureStore(cfg["data"]["root"]) as store:
@@ -345,7 +345,7 @@ def test_end_to_end_run_trains_the_video_branch_and_saves_the_inference_form(end
         rows = list(csv.DictReader(handle))
     assert len(rows) == 10 and all(float(r["seconds"]) > 0 for r in rows)
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
-    from emonet.models import load_model
+    from emonet.nn.io import load_model
     assert [t.name for t in load_model(run_dir / "model.keras").inputs] == ["frame_embeddings", "frame_mask"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["mode"] == "video" and metrics["n"] == 4 * N_VAL and metrics["uar"] > 0.25  # chance: 0.25
@@ -355,7 +355,7 @@ def test_end_to_end_run_trains_the_video_branch_and_saves_the_inference_form(end
 
 def test_end_to_end_model_and_its_inference_form_give_the_same_probabilities(end_to_end_run):
     run_dir, _, _ = end_to_end_run
-    from emonet.models import load_model
+    from emonet.nn.io import load_model
     data, table = _val_sequences(run_dir)
     frames_form = np.asarray(load_model(run_dir / "stages" / "end_to_end" / "best.keras").predict(data, verbose=0))
     np.testing.assert_allclose(_run_probabilities(run_dir, table), frames_form, atol=1e-4)
@@ -387,7 +387,7 @@ def test_finetune_run_keeps_encoder_cache_and_clip_model_consistent(finetune_run
     assert any("finetune: starting from val UAR" in m for m in logs)
     # fine-tuned (or kept) encoder and clip model are the two halves of stages/finetune/best.keras,
     # and the cache the later stages read was computed with that encoder
-    from emonet.models import load_model
+    from emonet.nn.io import load_model
     data, table = _val_sequences(run_dir)
     best = np.asarray(load_model(run_dir / "stages" / "finetune" / "best.keras").predict(data, verbose=0))
     np.testing.assert_allclose(_run_probabilities(run_dir, table), best, atol=1e-4)

@@ -9,7 +9,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from emonet.reducer import FORMAT, AudioReducer, ReducerError, ReducerWarning
+from emonet.features.reducer import FORMAT, AudioReducer, ReducerError, ReducerWarning
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError, ModelError
 
@@ -54,7 +54,7 @@ def big_fit():
 # ---------------------------------------------------------------- scikit-learn contract
 
 
-@pytest.mark.filterwarnings("ignore::emonet.reducer.ReducerWarning")  # tiny check data hits the caps
+@pytest.mark.filterwarnings("ignore::emonet.features.reducer.ReducerWarning")  # tiny check data hits the caps
 @parametrize_with_checks(
     [
         AudioReducer(n_components=3),

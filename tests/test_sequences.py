@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from emonet.data import TARGET_MEAN, SplitTable, prepare_faces, sample_indices, sequence_dataset
+from emonet.features.inputs import TARGET_MEAN, SplitTable, prepare_faces, sample_indices, sequence_dataset
 from preprocessing.store import ClipFeatures, FeatureStore, StoreWriter, clip_key
 
 CROP, SIZE, T = 16, 12, 5  # stored crop side, frame side fed to the CNN (px), frames per clip

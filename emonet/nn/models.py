@@ -29,13 +29,12 @@ the output layer is named ``"emotion"``. Models load back only through
 :func:`load_model` (Keras safe mode, ``.keras`` files only).
 """
 
-from pathlib import Path
 
 import keras
 from keras import layers, ops
 
 from preprocessing.constants import CLASSES
-from preprocessing.errors import ConfigError, ModelError, one_line
+from preprocessing.errors import ConfigError, ModelError
 
 #: Model modes: the full model and the two single-branch ablations.
 MODES = ("fusion", "video", "audio")
@@ -55,6 +54,11 @@ HEAD_NAME = "head"
 _VIDEO_INPUT_NAME = {"frames": "frames", "embeddings": "frame_embeddings"}
 _MASK_NAME = "frame_mask"
 _AUDIO_NAME = "audio"
+
+
+def modes_needing(mode):
+    """(needs_video, needs_audio) for a model mode."""
+    return mode in ("fusion", "video"), mode in ("fusion", "audio")
 
 
 # --------------------------------------------------------------------------- checks
@@ -651,38 +655,3 @@ def _copy_clip_weights(source, target):
         dst_video.get_layer(name).set_weights(src_video.get_layer(name).get_weights())
     for name in (HEAD_NAME, OUTPUT_NAME):
         target.get_layer(name).set_weights(source.get_layer(name).get_weights())
-
-
-# --------------------------------------------------------------------------- loading
-def load_model(path, *, compile=True):
-    """Load a ``.keras`` model saved from this module, in Keras safe mode.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A ``.keras`` archive (``model.save("model.keras")``).
-    compile : bool, default True
-        Restore the optimizer, loss and metrics saved with the model.
-
-    Returns
-    -------
-    keras.Model
-
-    Raises
-    ------
-    ModelError
-        The path is not a ``.keras`` file, does not exist, or Keras refuses it
-        (corrupt archive, unsafe lambda, unknown layer).
-    """
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ModelError(f"load_model: model file must end in .keras; received: '{path}'")
-    if not path.is_file():
-        raise ModelError(f"load_model: model file does not exist: '{path}'")
-    from . import ensemble  # noqa: F401 -- registers the layers of cross-fitted models (imports this module)
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=compile)
-    except Exception as err:  # noqa: BLE001 -- any Keras/zip/h5 failure means "cannot load"
-        raise ModelError(
-            f"load_model: cannot load '{path}': {type(err).__name__}: {one_line(err)}"
-        ) from err

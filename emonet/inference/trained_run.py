@@ -16,65 +16,19 @@ Everything loads in Keras safe mode; nothing is unpickled.
 """
 
 import json
-import os
 from pathlib import Path
 
-import h5py
 import numpy as np
 import yaml
 
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ModelError
 
-from .data import prepare_faces, sequence_batch
-from .models import load_model
-from .reducer import AudioReducer
-
-#: Frames encoded per predict call (bounded memory for long clips).
-ENCODE_BATCH = 256
-
-
-def embed_faces(encoder, crops, image_size):
-    """Face crops (T, S, S, 3) uint8 -> per-frame embeddings (T, E) float32, ENCODE_BATCH frames at a time."""
-    if len(crops) == 0:
-        return np.zeros((0, encoder.output_shape[-1]), np.float32)
-    parts = [encoder.predict_on_batch(prepare_faces(crops[i:i + ENCODE_BATCH], image_size))
-             for i in range(0, len(crops), ENCODE_BATCH)]
-    return np.concatenate([np.asarray(p) for p in parts]).astype(np.float32)
-
-
-def write_embedding_cache(path, store_path, embeddings):
-    """Write a run's per-frame embedding cache (read back by :meth:`TrainedRun.store_embeddings`).
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        ``embeddings.h5`` of a run; written to a temporary file, then renamed (never half-written).
-    store_path : str or os.PathLike
-        The feature store the frames came from (recorded, so a cache is only used for its store).
-    embeddings : dict
-        ``{clip key: (T_i, E) float32}``.
-    """
-    tmp = path.with_suffix(".tmp.h5")
-    with h5py.File(tmp, "w") as f:
-        f.attrs["store_path"] = str(Path(store_path).resolve())
-        group = f.create_group("clips")
-        for key, emb in embeddings.items():
-            group.create_dataset(key, data=emb)
-    os.replace(tmp, path)
-
-
-def reduce_audio(reducer, functionals, has_audio):
-    """Audio functionals (n, D) -> reduced (n, d) float32; rows without audio are zeros (the training mean)."""
-    reduced = reducer.transform(np.asarray(functionals, np.float64)).astype(np.float32)
-    reduced[~np.asarray(has_audio, bool)] = 0.0
-    return reduced
-
-
-def modes_needing(mode):
-    """(needs_video, needs_audio) for a model mode."""
-    return mode in ("fusion", "video"), mode in ("fusion", "audio")
-
+from emonet.features.embedding import embed_faces, read_embedding_cache, reduce_audio
+from emonet.features.inputs import sequence_batch
+from emonet.nn.io import load_model
+from emonet.nn.models import modes_needing
+from emonet.features.reducer import AudioReducer
 
 class TrainedRun:
     """The inference parts of a run directory.
@@ -144,13 +98,7 @@ class TrainedRun:
         """Per-frame embeddings of store clips: from the run's cache when it has them, else computed."""
         if not self.needs_video:
             return [np.zeros((0, 1), np.float32) for _ in keys]
-        cache = self.run_dir / "embeddings.h5"
-        cached = {}
-        if cache.is_file():
-            with h5py.File(cache, "r") as f:
-                same_store = f.attrs.get("store_path") == str(Path(store.path).resolve())
-                if same_store:
-                    cached = {k: f["clips"][k][()] for k in keys if k in f["clips"]}
+        cached = read_embedding_cache(self.run_dir / "embeddings.h5", store.path, keys)
         return [cached[k] if k in cached else self.encode_faces(store.clip(k)["faces"][()]) for k in keys]
 
 

@@ -23,12 +23,13 @@ import copy
 
 import numpy as np
 
-from .data import audio_matrix, sequence_batch
-from .ensemble import (build_fusion_head, build_stacked_fusion, build_video_ensemble, fit_pool_weight,
+from emonet.features.inputs import audio_matrix, sequence_batch
+from emonet.nn.fusion import (build_fusion_head, build_stacked_fusion, build_video_ensemble, fit_pool_weight,
                        group_folds, join_frame_encoders, log_probabilities, person_of, pool_weight, set_pool_weight)
-from .loop import save_model_atomically, uar
-from .reducer import AudioReducer
-from .run import reduce_audio, write_embedding_cache
+from emonet.nn.io import save_model_atomically
+from emonet.training.loop import uar
+from emonet.features.reducer import AudioReducer
+from emonet.features.embedding import reduce_audio, write_embedding_cache
 
 
 #: An epoch of the fusion head is at least this many optimizer steps (passes over a small training set repeat).
@@ -98,7 +99,7 @@ class CrossFitter:
         val : np.ndarray [shape=(n_val, 7)]
             The branch's probabilities for the validation clips.
         """
-        from .models import load_model
+        from emonet.nn.io import load_model
         folds = self._folds([person_of(s) for s in self.table.subjects], "face subjects")
         self._log_folds("video", folds, [person_of(s) for s in self.table.subjects], "face subjects")
         caches, models = [], []
@@ -185,7 +186,7 @@ class CrossFitter:
         (``no_video``, ``no_audio``, shape (7,)) and its presence flag set to 0, so the head
         copes with silent clips and clips without a face.
         """
-        from .models import load_model
+        from emonet.nn.io import load_model
         trainer, tcfg = self.trainer, self.trainer.train_cfg
         labels, val_table = self.table.labels, trainer.val_table
         head = build_fusion_head(dropout=trainer.model_cfg["head_dropout"])

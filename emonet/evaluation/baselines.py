@@ -35,8 +35,8 @@ mean-pooled frame embeddings ``(n, 64)``, ...); nothing is read from disk here.
 Examples
 --------
 >>> import numpy as np
->>> from emonet.baselines import run_baselines
->>> from emonet.metrics import ablation_table
+>>> from emonet.evaluation.baselines import run_baselines
+>>> from emonet.evaluation.metrics import ablation_table
 >>> rng = np.random.default_rng(0)
 >>> y = np.repeat(np.arange(7), 20)
 >>> X = rng.normal(size=(140, 30)) + 2.0 * np.eye(7, 30)[y]
@@ -60,7 +60,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from emonet.metrics import classification_report
+from emonet.evaluation.metrics import classification_report
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError
 

@@ -42,113 +42,31 @@ Examples
 
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import h5py
 import numpy as np
 
 from preprocessing.constants import CLASSES
-from preprocessing.datasets import build_manifest
-from preprocessing.errors import ConfigError, StoreError
-from preprocessing.jobs import ExtractParams, library_versions, run_extraction
+from preprocessing.errors import ConfigError
 from preprocessing.store import FeatureStore
 
-from .config import dump_config, load_config
-from .data import (SplitTable, audio_matrix, clip_frames, frame_dataset, prepare_faces, sample_indices,
+from emonet.experiment.config import dump_config, load_config
+from emonet.experiment.rundir import run_directory, set_seeds, write_versions
+from emonet.experiment.stores import prepare_store
+from emonet.features.inputs import (SplitTable, audio_matrix, clip_frames, frame_dataset, prepare_faces, sample_indices,
                    sequence_batch, sequence_dataset)
-from .loop import EpochLoop, make_optimizer, save_model_atomically, uar
-from .reducer import AudioReducer
-from .run import embed_faces, modes_needing, reduce_audio, write_embedding_cache
+from emonet.nn.io import save_model_atomically
+from emonet.training.loop import EpochLoop, make_optimizer, uar
+from emonet.features.reducer import AudioReducer
+from emonet.features.embedding import embed_faces, reduce_audio, write_embedding_cache
+from emonet.nn.models import modes_needing
 
 #: Frames per validation clip scored in stage one (centred segment sampling).
 VAL_FRAMES_PER_CLIP = 4
-
-
-def run_directory(cfg):
-    """``<output_dir>/<name>-seed<seed>``: the seed names the output folder."""
-    return Path(cfg["output_dir"]) / f"{cfg['name']}-seed{cfg['seed']}"
-
-
-def set_seeds(seed):
-    """Seed Python, NumPy and TensorFlow (through Keras) for repeatable runs."""
-    import keras
-    keras.utils.set_random_seed(seed)
-
-
-def git_commit():
-    """The project's git commit (with ``-dirty`` when there are local changes), or "unknown"."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True,
-                               timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if commit.returncode:
-        return "unknown"
-    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def write_versions(run_dir):
-    import keras
-    import sklearn
-    import tensorflow as tf
-    versions = {**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__,
-                "scikit-learn": sklearn.__version__, "git_commit": git_commit(),
-                "machine": f"{platform.machine()} {os.cpu_count()} cpus", "argv": sys.argv}
-    (run_dir / "versions.json").write_text(json.dumps(versions, indent=2))
-
-
-def extract_folder(root, store, cfg, log, *, layout=None, splits=None):
-    """Extract (resumably) the clips of dataset folder ``root`` into ``store`` with ``cfg``'s settings.
-
-    Parameters
-    ----------
-    root, store : pathlib.Path
-    cfg : dict
-        A resolved run config: its ``extract`` section and ``data.workers`` are used.
-    layout : str, optional
-        Folder layout (default: ``cfg["data"]["layout"]``).
-    splits : set of str, optional
-        Only these splits (default: all).
-
-    Returns
-    -------
-    pathlib.Path
-        ``store``.
-    """
-    store.parent.mkdir(parents=True, exist_ok=True)
-    manifest = build_manifest(root, layout=layout or cfg["data"]["layout"])
-    records = [r for r in manifest if splits is None or r.split in splits]
-    log(f"feature store {store}: extracting what is missing of {len(records)} clips")
-    summary = run_extraction(records, store, ExtractParams(**cfg["extract"]), workers=cfg["data"]["workers"],
-                             log=log)
-    log(summary.line(store))
-    if summary.failed:
-        log(f"warning: {summary.failed} clips failed extraction and are left out")
-    return store
-
-
-def prepare_store(cfg, log):
-    """The feature store for a run: ``data.root`` itself if it is a store, else extracted (resumably).
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    root = Path(cfg["data"]["root"])
-    if root.suffix == ".h5":
-        if not root.is_file():
-            raise StoreError(f"{root}: no such feature store")
-        return root
-    store = Path(cfg["data"]["store"] or Path(cfg["output_dir"]) / f"{root.name}_features.h5")
-    return extract_folder(root, store, cfg, log, splits={cfg["data"]["train_split"], cfg["data"]["val_split"]})
 
 
 def train_from_config(config_path, *, smoke=False, seed=None, resume=False, overwrite=False, log=None):
@@ -203,7 +121,7 @@ def train(cfg, *, resume=False, overwrite=False, log=print):
         trainer.fit()
     timing = {"train_seconds": time.perf_counter() - started}
     (run_dir / "timing.json").write_text(json.dumps(timing, indent=2))
-    from .evaluate import evaluate_run
+    from emonet.evaluation.evaluate import evaluate_run
     evaluate_run(run_dir, log=log)
     log(f"trained in {timing['train_seconds'] / 60:.1f} min -> {run_dir}")
     return run_dir
@@ -243,7 +161,7 @@ class _Trainer:
     def fit(self):
         mode = self.model_cfg["mode"]
         if self.train_cfg["folds"] >= 2 and mode != "audio":
-            from .crossfit import CrossFitter
+            from emonet.training.crossfit import CrossFitter
             CrossFitter(self, self.train_cfg["folds"]).fit()
             return
         needs_video, needs_audio = modes_needing(mode)
@@ -323,7 +241,8 @@ class _Trainer:
         keras.Model
             The frame encoder, (B, S, S, 3) -> (B, E).
         """
-        from .models import build_emonet, load_model, split_video_model
+        from emonet.nn.models import build_emonet, split_video_model
+        from emonet.nn.io import load_model
         encoder_path = self.run_dir / "frame_encoder.keras"
         if encoder_path.exists() and target.exists():
             self.log("end_to_end: video model already trained (resume)")
@@ -356,7 +275,8 @@ class _Trainer:
         keras.Model
             The frame encoder to cache with (fine-tuned or not), loaded from ``frame_encoder.keras``.
         """
-        from .models import join_video_model, load_model, split_video_model
+        from emonet.nn.models import join_video_model, split_video_model
+        from emonet.nn.io import load_model
         encoder_path = self.run_dir / "frame_encoder.keras"
         folder = self.run_dir / "stages" / "finetune"
         outcome_path = folder / "outcome.json"
@@ -392,7 +312,7 @@ class _Trainer:
         Training clips: random segment offsets and clip-level augmentation, reshuffled every epoch
         (the stream of epoch k is the same after a resume). Validation: centred frames, read once.
         """
-        from .models import load_model
+        from emonet.nn.io import load_model
         if loop.done:
             return load_model(loop.folder / "best.keras", compile=False)
         cfg, tcfg = self.model_cfg, self.train_cfg
@@ -418,7 +338,8 @@ class _Trainer:
 
     # ------------------------------------------------------------------ stage one
     def train_frame_encoder(self):
-        from .models import build_frame_classifier, build_resnet20, load_model
+        from emonet.nn.models import build_frame_classifier, build_resnet20
+        from emonet.nn.io import load_model
         target = self.run_dir / "frame_encoder.keras"
         if target.exists():
             self.log("frames: frame encoder already trained (resume)")
@@ -485,7 +406,8 @@ class _Trainer:
     def train_clip_model(self, mode, embeddings, audio, target, *, branches=None):
         """Stage two for one mode; ``branches`` (mode -> trained single-modality model) seeds and
         freezes the fusion model's encoders, so only the fusion head is trained."""
-        from .models import build_emonet, load_model
+        from emonet.nn.models import build_emonet
+        from emonet.nn.io import load_model
         if target.exists():
             self.log(f"{mode}: clip model {target.name} already trained, loaded (resume or an earlier stage)")
             return load_model(target, compile=False)

@@ -37,7 +37,7 @@ from keras import layers, ops
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError
 
-from .models import OUTPUT_NAME
+from emonet.nn.models import OUTPUT_NAME
 
 #: Probability floor before the log: log-probabilities lie in [log(1e-4), 0] = [-9.2, 0].
 PROBABILITY_FLOOR = 1e-4

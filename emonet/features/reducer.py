@@ -24,7 +24,7 @@ file never contains or executes a pickle.
 Examples
 --------
 >>> import numpy as np
->>> from emonet.reducer import AudioReducer
+>>> from emonet.features.reducer import AudioReducer
 >>> rng = np.random.default_rng(0)
 >>> X = rng.normal(size=(700, 1500))
 >>> y = np.repeat(np.arange(7), 100)

@@ -21,10 +21,10 @@ from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError, EmonetError
 from preprocessing.store import FeatureStore
 
-from . import metrics
-from .baselines import run_baselines
-from .data import SplitTable, audio_matrix
-from .run import TrainedRun
+from emonet.evaluation import metrics
+from emonet.evaluation.baselines import run_baselines
+from emonet.features.inputs import SplitTable, audio_matrix
+from emonet.inference.trained_run import TrainedRun
 
 
 def resolve_data(run_dir, data, log, *, layout=None):
@@ -36,7 +36,7 @@ def resolve_data(run_dir, data, log, *, layout=None):
     """
     cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
     if data is None:
-        from .train import prepare_store
+        from emonet.experiment.stores import prepare_store
         return prepare_store(cfg, log), cfg["data"]["val_split"]
     data = Path(data)
     if data.suffix == ".h5":
@@ -45,7 +45,7 @@ def resolve_data(run_dir, data, log, *, layout=None):
         return data, None
     if not data.is_dir():
         raise ConfigError(f"--data {data}: neither a .h5 feature store nor a dataset folder")
-    from .train import extract_folder
+    from emonet.experiment.stores import extract_folder
     return extract_folder(data, Path(run_dir) / f"eval_{data.name}_features.h5", cfg, log, layout=layout), None
 
 
@@ -149,7 +149,7 @@ def _baselines(run, table, functionals, embeddings, log, *, train_store_path=Non
     cfg = run.config
     if train_store_path is None:
         try:
-            from .train import prepare_store
+            from emonet.experiment.stores import prepare_store
             train_store_path = prepare_store(cfg, log)
         except EmonetError as exc:  # e.g. the training data is not on this machine
             log(f"baselines skipped: training store unavailable ({exc})")

@@ -9,14 +9,14 @@ A killed run resumes from ``last.keras`` and ``state.json``.
 import csv
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from .models import load_model
+from emonet.nn.io import load_model, save_model_atomically
+from preprocessing.files import atomic_write_text
 
 
 def uar(y_true, y_pred, n_classes=7):
@@ -108,7 +108,7 @@ class EpochLoop:
             model.optimizer.build(model.trainable_variables)
         save_model_atomically(model, self.folder / "best.keras")
         self.state.update(best_uar=val_uar, best_epoch=0)
-        _atomic_write(self.state_path, json.dumps(self.state, indent=2))
+        atomic_write_text(self.state_path, json.dumps(self.state, indent=2))
         self.log(f"{self.stage}: starting from val UAR {val_uar:.3f} (epoch 0)")
 
     def run(self, model, fit_epoch, score):
@@ -170,19 +170,6 @@ class EpochLoop:
         stop = (self.patience and state["stale"] >= self.patience) or state["epoch"] >= self.epochs
         state["done"] = bool(stop)
         save_model_atomically(model, self.folder / "last.keras")
-        _atomic_write(self.state_path, json.dumps(state, indent=2))
+        atomic_write_text(self.state_path, json.dumps(state, indent=2))
         self.log(f"{self.stage} epoch {epoch + 1}/{self.epochs}: loss {loss:.3f} acc {accuracy:.3f} "
                  f"val UAR {val_uar:.3f}{' *' if improved else ''} ({seconds:.0f} s)")
-
-
-def save_model_atomically(model, path):
-    """Save a Keras model to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_write(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

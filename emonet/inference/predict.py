@@ -49,7 +49,7 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, log=None):
     """
     from tqdm import tqdm
 
-    from .run import TrainedRun
+    from emonet.inference.trained_run import TrainedRun
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1; received {batch_size}")

@@ -28,7 +28,7 @@ Pure numpy / scipy / scikit-learn; matplotlib is imported only inside
 Examples
 --------
 >>> import numpy as np
->>> from emonet.metrics import classification_report, format_report
+>>> from emonet.evaluation.metrics import classification_report, format_report
 >>> y = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
 >>> proba = np.zeros((10, 7)); proba[:, 0] = 1.0   # always "Angry"
 >>> report = classification_report(y, proba)

@@ -1,0 +1,63 @@
+"""Frame embeddings and reduced audio: what the clip models read, and the run's per-frame embedding cache."""
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from preprocessing.files import atomic_path
+
+from emonet.features.inputs import prepare_faces
+
+
+#: Frames encoded per predict call (bounded memory for long clips).
+ENCODE_BATCH = 256
+
+
+def embed_faces(encoder, crops, image_size):
+    """Face crops (T, S, S, 3) uint8 -> per-frame embeddings (T, E) float32, ENCODE_BATCH frames at a time."""
+    if len(crops) == 0:
+        return np.zeros((0, encoder.output_shape[-1]), np.float32)
+    parts = [encoder.predict_on_batch(prepare_faces(crops[i:i + ENCODE_BATCH], image_size))
+             for i in range(0, len(crops), ENCODE_BATCH)]
+    return np.concatenate([np.asarray(p) for p in parts]).astype(np.float32)
+
+
+def write_embedding_cache(path, store_path, embeddings):
+    """Write a run's per-frame embedding cache (read back by :meth:`TrainedRun.store_embeddings`).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        ``embeddings.h5`` of a run; written to a temporary file, then renamed (never half-written).
+    store_path : str or os.PathLike
+        The feature store the frames came from (recorded, so a cache is only used for its store).
+    embeddings : dict
+        ``{clip key: (T_i, E) float32}``.
+    """
+    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["store_path"] = str(Path(store_path).resolve())
+        group = f.create_group("clips")
+        for key, emb in embeddings.items():
+            group.create_dataset(key, data=emb)
+
+
+def reduce_audio(reducer, functionals, has_audio):
+    """Audio functionals (n, D) -> reduced (n, d) float32; rows without audio are zeros (the training mean)."""
+    reduced = reducer.transform(np.asarray(functionals, np.float64)).astype(np.float32)
+    reduced[~np.asarray(has_audio, bool)] = 0.0
+    return reduced
+
+
+def read_embedding_cache(path, store_path, keys):
+    """The cached embeddings ``{key: (T_i, E) float32}`` of those ``keys`` the cache at ``path`` holds.
+
+    Empty when there is no cache or it was computed from another store than ``store_path``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("store_path") != str(Path(store_path).resolve()):
+            return {}
+        return {k: f["clips"][k][()] for k in keys if k in f["clips"]}
