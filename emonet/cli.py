@@ -6,6 +6,7 @@ status 2; a batch in which some clips failed exits with status 1.
 """
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -19,11 +20,40 @@ EXIT_SOME_FAILED = 1
 #: Exit status for a user error (bad arguments, missing folder, ...).
 EXIT_USAGE = 2
 
+#: Loggers of the library whose messages the command shows on stderr.
+LIBRARY_LOGGERS = ("emonet", "preprocessing")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """One-line messages to whatever ``sys.stderr`` is at the time (so redirections and test captures see them)."""
+
+    def __init__(self):
+        super().__init__(stream=sys.stderr)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def configure_logging():
+    """Show the library's progress messages (INFO and above) on stderr, once per process."""
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.setLevel(logging.INFO)
+        if not any(isinstance(h, _StderrHandler) for h in library.handlers):
+            library.addHandler(_StderrHandler())
+        library.propagate = False
+
 
 def _add_extract(sub):
     from preprocessing.datasets import LAYOUTS
     from preprocessing.faces import DEFAULT_DETECTOR, DETECTORS
-    from preprocessing.jobs import ExtractParams
+    from preprocessing.extraction import ExtractParams
 
     defaults = ExtractParams()
     p = sub.add_parser("extract", help="decode clips into an HDF5 feature store (resumable)",
@@ -51,7 +81,8 @@ def _add_extract(sub):
 def cmd_extract(args):
     """``emonet extract``: build or complete a feature store; prints a summary."""
     from preprocessing.datasets import build_manifest
-    from preprocessing.jobs import ExtractParams, run_extraction
+    from preprocessing.extraction import ExtractParams
+    from preprocessing.runner import run_extraction
     from preprocessing.store import FeatureStore, check_output_path
 
     if args.workers is not None and args.workers < 0:
@@ -108,10 +139,16 @@ def _add_train(sub):
 
 
 def cmd_train(args):
-    """``emonet train``: train, evaluate on the validation split, print where the run is."""
+    """``emonet train``: train, evaluate on the validation split, print the evaluation and where the run is."""
+    import json
+
+    from emonet.evaluation.evaluate import evaluation_dir
+    from emonet.evaluation.report import format_evaluation
     from emonet.training.trainer import train_from_config
     run_dir = train_from_config(args.config, smoke=args.smoke, seed=args.seed, resume=args.resume,
                                 overwrite=args.overwrite)
+    metrics_path = evaluation_dir(run_dir) / "metrics.json"  # written by the evaluation that ends training
+    print(format_evaluation(json.loads(metrics_path.read_text()), metrics_path=metrics_path))
     print(f"run directory: {run_dir}")
     return 0
 
@@ -130,8 +167,13 @@ def _add_evaluate(sub):
 
 
 def cmd_evaluate(args):
-    from emonet.evaluation.evaluate import evaluate_run
-    evaluate_run(args.run_dir, data=args.data, layout=args.layout, out_dir=args.out, baselines=not args.no_baselines)
+    """``emonet evaluate``: write the evaluation files, print the report, ablation table and where they are."""
+    from emonet.evaluation.evaluate import evaluate_run, evaluation_dir
+    from emonet.evaluation.report import format_evaluation
+    result = evaluate_run(args.run_dir, data=args.data, layout=args.layout, out_dir=args.out,
+                          baselines=not args.no_baselines)
+    metrics_path = evaluation_dir(args.run_dir, data=args.data, out_dir=args.out) / "metrics.json"
+    print(format_evaluation(result, metrics_path=metrics_path))
     return 0
 
 
@@ -184,6 +226,7 @@ def main(argv=None):
     """Entry point of the ``emonet`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging()
     try:
         return args.func(args)
     except EmonetError as exc:

@@ -28,7 +28,8 @@ import numpy as np
 
 from preprocessing import audio, faces, media
 from preprocessing.datasets import build_manifest
-from preprocessing.jobs import ExtractParams, run_extraction
+from preprocessing.extraction import ExtractParams
+from preprocessing.runner import run_extraction
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSITE = REPO.parent / "shared" / "data" / "composite"
@@ -74,7 +75,7 @@ def main():
         rows["audio"].append(1000 * (time.perf_counter() - start))
     with tempfile.TemporaryDirectory() as tmp:
         summary = run_extraction(records, Path(tmp) / "bench.h5", ExtractParams(), workers=args.workers,
-                                 progress=False, log=lambda message: None)
+                                 progress=False)
     result = {
         "clips": len(records), "workers": args.workers,
         "ms_per_clip_median": {k: round(statistics.median(v), 1) for k, v in rows.items()},

@@ -10,7 +10,7 @@ script scores, on the validation split:
 - ``video`` and ``audio``: each branch alone;
 - ``pool``: ``alpha * p_video + (1 - alpha) * p_audio`` with ``alpha`` fitted by maximum
   likelihood on the out-of-fold predictions -- the starting point of the shipped fusion
-  head (``emonet.ensemble.BranchPool``);
+  head (``emonet.nn.layers.BranchPool``);
 - ``product``: ``softmax(w_v * log p_video + w_a * log p_audio)`` (a weighted product of
   experts), ``w_v, w_a`` fitted the same way -- the rule the pool was chosen over;
 - ``pool, alpha fitted on half of Val``: an honesty check on how much a weight chosen with
@@ -37,9 +37,11 @@ from scipy.special import softmax
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emonet.features.inputs import SplitTable  # noqa: E402
-from emonet.nn.fusion import fit_pool_weight, log_probabilities  # noqa: E402
-from emonet.training.loop import uar  # noqa: E402
+from emonet.experiment.rundir import RunDir  # noqa: E402
+from emonet.features.tables import SplitTable  # noqa: E402
+from emonet.nn.fusion import log_probabilities  # noqa: E402
+from emonet.training.folds import fit_pool_weight  # noqa: E402
+from emonet.evaluation.metrics import uar  # noqa: E402
 from preprocessing.store import FeatureStore  # noqa: E402
 
 
@@ -57,13 +59,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     args = parser.parse_args(argv)
-    saved = np.load(args.run_dir / "stages" / "fusion" / "out_of_fold.npz")
+    run = RunDir(args.run_dir)
+    saved = np.load(run.stage("fusion").out_of_fold_path)
     video, audio, labels = saved["video"], saved["audio"], saved["labels"]
     val_video, val_audio, val_labels = saved["val_video"], saved["val_audio"], saved["val_labels"]
-    import yaml
-    config = yaml.safe_load((args.run_dir / "config.yaml").read_text())
-    with FeatureStore(config["data"]["store"]) as store:
-        speakers = np.array([str(s) for s in SplitTable(store, config["data"]["val_split"]).speakers])
+    with FeatureStore(run.config.data.store) as store:
+        speakers = np.array([str(s) for s in SplitTable(store, run.config.data.val_split).speakers])
 
     alpha = fit_pool_weight(video, audio, labels)
     w_video, w_audio = fit_product_weights(video, audio, labels)

@@ -6,6 +6,11 @@ skipped and why. Adapters look at names only; nothing is decoded here, so
 building a manifest of thousands of clips takes milliseconds and a corrupt clip
 is the extraction job's business, not this module's.
 
+The work is shared by three modules: :mod:`preprocessing.layouts` (record
+type, split names, folder scan and name parsers), :mod:`preprocessing.listing`
+(CSV listings) and this one (the :class:`Manifest`, :func:`build_manifest`,
+:func:`assign_speaker_splits`); every public name is importable from here.
+
 Layouts (:data:`LAYOUTS`)
 -------------------------
 ``"afew"``
@@ -48,107 +53,38 @@ Rules shared by every layout
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import os
 import random
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from preprocessing.constants import AUDIO_SUFFIXES, CLASSES, VIDEO_SUFFIXES, normalise_label
-from preprocessing.errors import DatasetError, one_line
+from preprocessing.constants import CLASSES
+from preprocessing.errors import DatasetError
+from preprocessing.layouts import (
+    LAYOUTS,
+    MEDIA_SUFFIXES,
+    SPLIT_ALIASES,
+    SPLITS,
+    ClipRecord,
+    check_root,
+    normalise_split,
+    scan_folder,
+)
+from preprocessing.listing import (
+    CSV_COLUMNS,
+    apply_afew_overlay,
+    scan_csv,
+    write_manifest_csv,
+)
 
-#: Layout names accepted by :func:`build_manifest`.
-LAYOUTS = ("afew", "crema_d", "ravdess", "mead", "csv", "folder")
-
-#: Normalised split names, in this order everywhere.
-SPLITS = ("train", "val", "test")
-
-#: File suffixes (lower case) a folder scan treats as clips.
-MEDIA_SUFFIXES = VIDEO_SUFFIXES + AUDIO_SUFFIXES
+__all__ = [
+    "CSV_COLUMNS", "LAYOUTS", "MANIFEST_NAME", "MEDIA_SUFFIXES", "SPLITS", "SPLIT_ALIASES",
+    "ClipRecord", "Manifest", "assign_speaker_splits", "build_manifest", "normalise_split", "write_manifest_csv",
+]
 
 #: File name of the optional listing at a dataset root (``afew`` and ``csv`` layouts).
 MANIFEST_NAME = "manifest.csv"
-
-#: Columns written by :func:`write_manifest_csv`, in this order.
-CSV_COLUMNS = ("path", "label", "split", "speaker", "subject")
-
-#: Spellings of split names met in corpora and listings, mapped onto :data:`SPLITS`.
-SPLIT_ALIASES = {
-    "train": "train", "training": "train", "train_afew": "train",
-    "val": "val", "valid": "val", "validation": "val", "dev": "val", "val_afew": "val",
-    "test": "test", "testing": "test", "test_afew": "test",
-}
-
-# AFEW split folders (matched case-insensitively).
-_AFEW_FOLDERS = {"train_afew": "train", "val_afew": "val", "test_afew": "test"}
-
-# CREMA-D: ActorID_Sentence_Emotion_Level, e.g. 1001_DFA_ANG_XX.
-_CREMA_NAME = re.compile(r"^(?P<actor>\d{4})_(?P<sentence>[A-Za-z]{3})_(?P<emotion>[A-Za-z]{3})_(?P<level>[A-Za-z]{2})$")
-_CREMA_EMOTIONS = {"ANG": "Angry", "DIS": "Disgust", "FEA": "Fear", "HAP": "Happy", "NEU": "Neutral", "SAD": "Sad"}
-
-# RAVDESS: Modality-VocalChannel-Emotion-Intensity-Statement-Repetition-Actor.
-_RAVDESS_NAME = re.compile(
-    r"^(?P<modality>0[1-3])-(?P<channel>0[12])-(?P<emotion>\d{2})-(?P<intensity>0[12])"
-    r"-(?P<statement>0[12])-(?P<repetition>0[12])-(?P<actor>\d{2})$"
-)
-_RAVDESS_EMOTIONS = {
-    "01": "Neutral", "02": "Neutral",  # 02 is "calm": no AFEW class, closest is Neutral
-    "03": "Happy", "04": "Sad", "05": "Angry", "06": "Fear", "07": "Disgust", "08": "Surprise",
-}
-
-# MEAD: speaker tokens M### / W###; names split on separators into tokens.
-_MEAD_SPEAKER = re.compile(r"^[MW]\d{3}$", re.IGNORECASE)
-_TOKEN_SEPARATORS = re.compile(r"[/_\-\s.]+")
-
-# Emotions some corpora have that map to no AFEW class.
-_UNMAPPED_EMOTIONS = ("contempt",)
-
-
-@dataclass(frozen=True)
-class ClipRecord:
-    """One clip of a dataset.
-
-    Attributes
-    ----------
-    path : pathlib.Path
-        Absolute path of the clip file. It may not exist for clips listed in a
-        CSV; the extraction job reports those per file.
-    relpath : str
-        POSIX path relative to the dataset root (the absolute POSIX path for a
-        CSV entry outside the root); the clip's key in the feature store.
-    label : str or None
-        One of :data:`~preprocessing.constants.CLASSES`, or ``None`` when
-        unknown (e.g. ``Test_AFEW``).
-    split : str
-        One of :data:`SPLITS`.
-    speaker : str or None
-        Whose voice is in the clip, when known.
-    subject : str or None
-        Whose face is in the clip, when known; equal to ``speaker`` for
-        single-person corpora (CREMA-D, RAVDESS, MEAD).
-    """
-
-    path: Path
-    relpath: str
-    label: str | None
-    split: str
-    speaker: str | None = None
-    subject: str | None = None
-
-    def __post_init__(self):
-        if not self.relpath:
-            raise DatasetError(f"{self.path}: ClipRecord.relpath must be a non-empty string; received {self.relpath!r}")
-        if self.label is not None and self.label not in CLASSES:
-            raise DatasetError(
-                f"{self.relpath}: ClipRecord.label must be one of {', '.join(CLASSES)} or None; received {self.label!r}"
-            )
-        if self.split not in SPLITS:
-            raise DatasetError(f"{self.relpath}: ClipRecord.split must be one of {', '.join(SPLITS)}; received {self.split!r}")
 
 
 @dataclass
@@ -238,23 +174,6 @@ class Manifest:
         return f"{len(self.records)} clips ({parts or 'none'}), {len(self.skipped)} skipped"
 
 
-def normalise_split(name):
-    """Map a split name onto :data:`SPLITS`.
-
-    Parameters
-    ----------
-    name : str
-        Any spelling in :data:`SPLIT_ALIASES` (case-insensitive), e.g.
-        ``"Train_AFEW"``, ``"validation"``, ``"dev"``.
-
-    Returns
-    -------
-    str or None
-        ``"train"``, ``"val"`` or ``"test"``, or ``None`` if unknown.
-    """
-    return SPLIT_ALIASES.get(str(name).strip().lower())
-
-
 def build_manifest(root, *, layout="afew", csv_path=None):
     """Read a dataset folder into a :class:`Manifest`.
 
@@ -294,36 +213,19 @@ def build_manifest(root, *, layout="afew", csv_path=None):
     """
     if layout not in LAYOUTS:
         raise DatasetError(f"layout must be one of {', '.join(LAYOUTS)}; received {layout!r}")
-    root = _check_root(root)
+    root = check_root(root)
     if csv_path is not None and layout not in ("csv", "afew"):
         raise DatasetError(f"csv_path only applies to layouts 'csv' and 'afew'; received csv_path={str(csv_path)!r} with layout={layout!r}")
 
     if layout == "csv":
-        records, skipped = _scan_csv(root, Path(csv_path) if csv_path is not None else root / MANIFEST_NAME)
+        records, skipped = scan_csv(root, Path(csv_path) if csv_path is not None else root / MANIFEST_NAME)
         n_found = len(records) + len(skipped)
     else:
-        if layout == "afew":
-            files = _afew_files(root)
-        else:
-            files = [(path, rel, None) for path, rel in _media_files(root, root)]
-        if not files:
-            raise DatasetError(
-                f"{root}: no media files found for layout {layout!r} (suffixes {' '.join(MEDIA_SUFFIXES)}; hidden files ignored)"
-            )
-        scan = {"afew": _label_afew, "crema_d": _label_crema_d, "ravdess": _label_ravdess,
-                "mead": _label_mead, "folder": _label_folder}[layout]
-        records, skipped = [], []
-        for path, rel, split in files:
-            outcome = scan(path, rel, split)
-            if isinstance(outcome, str):
-                skipped.append((rel, outcome))
-            else:
-                records.append(outcome)
-        n_found = len(files)
+        records, skipped, n_found = scan_folder(root, layout)
         if layout == "afew":
             overlay = Path(csv_path) if csv_path is not None else root / MANIFEST_NAME
             if csv_path is not None or overlay.is_file():
-                records = _apply_afew_overlay(records, root, overlay)
+                records = apply_afew_overlay(records, root, overlay)
 
     if not records:
         rel, reason = skipped[0]
@@ -394,242 +296,3 @@ def assign_speaker_splits(manifest, *, val_fraction=0.2, seed=0):
         for r in manifest.records
     ]
     return Manifest(records=records, skipped=list(manifest.skipped), root=manifest.root, layout=manifest.layout)
-
-
-def write_manifest_csv(manifest, path):
-    """Write a manifest as CSV that ``build_manifest(root, layout="csv")`` reads back.
-
-    Columns are :data:`CSV_COLUMNS`; ``path`` holds ``relpath``, so write the
-    file at the dataset root (``root/manifest.csv``) or pass it as ``csv_path``
-    with the same root. ``None`` is written as an empty cell. Skipped files are
-    not written. The file is written to a temporary name and renamed, so a
-    reader never sees half of it.
-
-    Parameters
-    ----------
-    manifest : Manifest
-    path : str or os.PathLike
-        Output CSV file (UTF-8).
-
-    Returns
-    -------
-    pathlib.Path
-        The written file.
-
-    Raises
-    ------
-    DatasetError
-        If the file cannot be written.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(CSV_COLUMNS)
-            for r in manifest.records:
-                writer.writerow([r.relpath, r.label or "", r.split, r.speaker or "", r.subject or ""])
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise DatasetError(f"{path}: cannot write manifest CSV ({exc.strerror or one_line(exc)})") from exc
-    return path
-
-
-# --------------------------------------------------------------------------- scanning
-
-
-def _check_root(root):
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise DatasetError(f"{root}: dataset root does not exist")
-    if not root.is_dir():
-        raise DatasetError(f"{root}: dataset root is not a directory")
-    return root.resolve()
-
-
-def _raise_walk_error(exc):
-    raise DatasetError(f"{exc.filename}: cannot list directory ({exc.strerror})") from exc
-
-
-def _media_files(directory, root):
-    """List ``(path, relpath)`` of media files under ``directory``, recursively.
-
-    Hidden files and folders are ignored; symbolic links to folders are
-    followed, each real folder visited once.
-    """
-    found, seen = [], set()
-    for dirpath, dirnames, filenames in os.walk(directory, onerror=_raise_walk_error, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in MEDIA_SUFFIXES:
-                continue
-            path = Path(dirpath, name)
-            found.append((path, path.relative_to(root).as_posix()))
-    return found
-
-
-def _afew_files(root):
-    folders = sorted(c for c in root.iterdir() if c.is_dir() and c.name.lower() in _AFEW_FOLDERS)
-    if not folders:
-        raise DatasetError(f"{root}: layout 'afew' needs Train_AFEW/, Val_AFEW/ or Test_AFEW/; found none of them")
-    return [
-        (path, rel, _AFEW_FOLDERS[folder.name.lower()])
-        for folder in folders
-        for path, rel in _media_files(folder, root)
-    ]
-
-
-def _label_from_folder(path, rel, split, depth):
-    """Record labelled by the folder at ``depth`` of ``rel``, or the reason it is skipped."""
-    parts = rel.split("/")
-    if len(parts) < depth + 2:
-        return "not inside an emotion folder"
-    label = normalise_label(parts[depth])
-    if label is None:
-        return f"folder {parts[depth]!r} is not one of the 7 classes"
-    return ClipRecord(path=path, relpath=rel, label=label, split=split)
-
-
-def _label_afew(path, rel, split):
-    if split == "test":
-        parts = rel.split("/")
-        label = normalise_label(parts[1]) if len(parts) >= 3 else None
-        return ClipRecord(path=path, relpath=rel, label=label, split="test")
-    return _label_from_folder(path, rel, split, depth=1)
-
-
-def _label_folder(path, rel, split):
-    return _label_from_folder(path, rel, "train", depth=0)
-
-
-def _label_crema_d(path, rel, split):
-    match = _CREMA_NAME.match(PurePosixPath(rel).stem)
-    if match is None:
-        return "name does not match CREMA-D AAAA_SSS_EEE_LL"
-    code = match["emotion"].upper()
-    if code not in _CREMA_EMOTIONS:
-        return f"CREMA-D emotion {code!r} is not one of {' '.join(_CREMA_EMOTIONS)}"
-    actor = match["actor"]
-    return ClipRecord(path=path, relpath=rel, label=_CREMA_EMOTIONS[code], split="train", speaker=actor, subject=actor)
-
-
-def _label_ravdess(path, rel, split):
-    match = _RAVDESS_NAME.match(PurePosixPath(rel).stem)
-    if match is None:
-        return "name does not match RAVDESS MM-VV-EE-II-SS-RR-AA"
-    code = match["emotion"]
-    if code not in _RAVDESS_EMOTIONS:
-        return f"RAVDESS emotion code {code!r} is not 01-08"
-    actor = match["actor"]
-    return ClipRecord(path=path, relpath=rel, label=_RAVDESS_EMOTIONS[code], split="train", speaker=actor, subject=actor)
-
-
-def _label_mead(path, rel, split):
-    tokens = [t for t in _TOKEN_SEPARATORS.split(str(PurePosixPath(rel).with_suffix(""))) if t]
-    speaker = next((t.upper() for t in tokens if _MEAD_SPEAKER.match(t)), None)
-    labels = {normalise_label(t) for t in tokens} - {None}
-    unmapped = sorted({t.lower() for t in tokens if t.lower() in _UNMAPPED_EMOTIONS})
-    if len(labels) + len(unmapped) > 1:
-        return f"ambiguous emotion: name has {', '.join(sorted(labels) + unmapped)}"
-    if unmapped:
-        return f"label {unmapped[0]!r} is not one of the 7 classes"
-    if not labels:
-        return "no emotion in the name"
-    return ClipRecord(path=path, relpath=rel, label=labels.pop(), split="train", speaker=speaker, subject=speaker)
-
-
-# --------------------------------------------------------------------------- CSV
-
-
-def _read_csv(csv_path):
-    """Rows of a manifest CSV as ``(line_number, {lower-case column: stripped cell})``."""
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            rows = [(reader.line_num, row) for row in reader]
-    except FileNotFoundError as exc:
-        raise DatasetError(f"{csv_path}: manifest CSV does not exist") from exc
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(f"{csv_path}: cannot read manifest CSV ({one_line(exc)})") from exc
-    if header is None:
-        raise DatasetError(f"{csv_path}: manifest CSV is empty; expected a header with a 'path' column")
-    columns = [h.strip().lower() for h in header]
-    if "path" not in columns:
-        raise DatasetError(f"{csv_path}: manifest CSV has no 'path' column; received columns {columns}")
-    return [
-        (line, {col: cell.strip() for col, cell in zip(columns, row)})
-        for line, row in rows
-        if any(cell.strip() for cell in row)
-    ]
-
-
-def _listed_path(raw, root):
-    """Absolute path and relpath of a CSV ``path`` cell (relative to ``root`` or absolute)."""
-    full = Path(os.path.normpath(root / raw))
-    try:
-        return full, full.relative_to(root).as_posix()
-    except ValueError:
-        return full, full.as_posix()
-
-
-def _scan_csv(root, csv_path):
-    rows = _read_csv(csv_path)
-    if not rows:
-        raise DatasetError(f"{csv_path}: manifest CSV lists no clips")
-    records, skipped, seen = [], [], set()
-    for line, row in rows:
-        raw_path = row.get("path", "")
-        if not raw_path:
-            raise DatasetError(f"{csv_path}: line {line}: empty 'path' cell")
-        path, rel = _listed_path(raw_path, root)
-        if rel in seen:
-            raise DatasetError(f"{csv_path}: line {line}: {rel} is listed twice")
-        seen.add(rel)
-        raw_split = row.get("split", "")
-        split = normalise_split(raw_split) if raw_split else "train"
-        if split is None:
-            raise DatasetError(
-                f"{csv_path}: line {line}: split must be one of {', '.join(SPLIT_ALIASES)}; received {raw_split!r}"
-            )
-        raw_label = row.get("label", "")
-        label = normalise_label(raw_label) if raw_label else None
-        if raw_label and label is None:
-            skipped.append((rel, f"label {raw_label!r} is not one of the 7 classes"))
-            continue
-        records.append(ClipRecord(
-            path=path, relpath=rel, label=label, split=split,
-            speaker=row.get("speaker") or None,
-            subject=row.get("subject") or row.get("face") or None,
-        ))
-    return records, skipped
-
-
-def _apply_afew_overlay(records, root, csv_path):
-    """Add speakers and face subjects from an AFEW root's CSV; labels must agree."""
-    listed = {}
-    for line, row in _read_csv(csv_path):
-        if row.get("path"):
-            _, rel = _listed_path(row["path"], root)
-            listed[unicodedata.normalize("NFC", rel)] = (line, row)
-    out = []
-    for r in records:
-        hit = listed.get(unicodedata.normalize("NFC", r.relpath))
-        if hit is None:
-            out.append(r)
-            continue
-        line, row = hit
-        raw_label = row.get("label", "")
-        if r.label is not None and raw_label and normalise_label(raw_label) != r.label:
-            raise DatasetError(
-                f"{csv_path}: line {line}: label {raw_label!r} for {r.relpath} disagrees with its folder ({r.label})"
-            )
-        out.append(replace(r, speaker=row.get("speaker") or None, subject=row.get("subject") or row.get("face") or None))
-    return out

@@ -72,8 +72,34 @@ def _check_image(image, who):
         raise ConfigError(f"{who}.detect: image height and width must be >= 1; received shape {image.shape}")
 
 
-class HaarDetector:
-    """OpenCV Haar cascades: frontal-face default, then alt2 if nothing was found."""
+class FaceDetector:
+    """Base of the detectors: checks the image, then asks the subclass for its best box.
+
+    Subclasses set ``name`` and implement ``_best_box(image) -> (x, y, w, h) or None``.
+    """
+
+    name = None
+
+    def detect(self, image):
+        """Best face box ``(x0, y0, x1, y1)`` float32 in pixels of an RGB image, or None.
+
+        Parameters
+        ----------
+        image : np.ndarray [shape=(H, W, 3), dtype=uint8]
+        """
+        _check_image(image, self.name)
+        box = self._best_box(image)
+        if box is None:
+            return None
+        x, y, w, h = box
+        return np.array([max(0, x), max(0, y), x + w, y + h], np.float32)
+
+    def _best_box(self, image):
+        raise NotImplementedError
+
+
+class HaarDetector(FaceDetector):
+    """OpenCV Haar cascades: frontal-face default, then alt2 if nothing was found; the largest face."""
 
     name = "haar"
     _CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")
@@ -91,15 +117,8 @@ class HaarDetector:
             cascades.append(cascade)
         return cascades
 
-    def detect(self, image):
-        """Best (largest) face box ``(x0, y0, x1, y1)`` float32 in pixels of an RGB image, or None.
-
-        Parameters
-        ----------
-        image : np.ndarray [shape=(H, W, 3), dtype=uint8]
-        """
+    def _best_box(self, image):
         import cv2
-        _check_image(image, self.name)
         if self._cascades is None:
             self._cascades = self._load()
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
@@ -107,12 +126,11 @@ class HaarDetector:
         for cascade in self._cascades:
             boxes = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
             if len(boxes):
-                x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
-                return np.array([x, y, x + w, y + h], np.float32)
+                return max(boxes, key=lambda b: b[2] * b[3])
         return None
 
 
-class MtcnnDetector:
+class MtcnnDetector(FaceDetector):
     """MTCNN from the ``mtcnn`` wheel (TensorFlow); the most confident face."""
 
     name = "mtcnn"
@@ -121,22 +139,14 @@ class MtcnnDetector:
         self.min_confidence = min_confidence
         self._model = None
 
-    def detect(self, image):
-        """Best face box ``(x0, y0, x1, y1)`` float32 in pixels of an RGB image, or None.
-
-        Parameters
-        ----------
-        image : np.ndarray [shape=(H, W, 3), dtype=uint8]
-        """
-        _check_image(image, self.name)
+    def _best_box(self, image):
         if self._model is None:
             from mtcnn import MTCNN
             self._model = MTCNN()
         faces = [f for f in self._model.detect_faces(image) if f.get("confidence", 0) >= self.min_confidence]
         if not faces:
             return None
-        x, y, w, h = max(faces, key=lambda f: f["confidence"])["box"]
-        return np.array([max(0, x), max(0, y), x + w, y + h], np.float32)
+        return max(faces, key=lambda f: f["confidence"])["box"]
 
 
 def make_detector(name):

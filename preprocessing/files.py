@@ -4,7 +4,9 @@ Every writer goes through :func:`atomic_path`: the content is written to a
 temporary file beside the target (same folder, so the same file system),
 flushed to disk, and renamed over the target with ``os.replace``. A process
 killed at any moment leaves either the old file or the new one, never a torn
-one; the temporary file is removed when the writer raises.
+one; the temporary file is removed when the writer raises. A process killed
+with SIGKILL cannot remove it: :func:`leftover_temporaries` finds those for a
+writer that knows it is the only one (e.g. under a lock).
 
 Examples
 --------
@@ -15,7 +17,8 @@ Examples
 
 import contextlib
 import os
-import tempfile
+import re
+import secrets
 from pathlib import Path
 
 
@@ -33,6 +36,22 @@ def fsync_path(path):
         os.close(fd)
 
 
+def _temporary_name(path, suffix):
+    """``.<name>.<8 hex digits>.tmp<suffix>``: hidden, beside ``path``, recognisable as its temporary."""
+    return f".{path.name}.{secrets.token_hex(4)}.tmp{suffix}"
+
+
+def _create_temporary(path, suffix):
+    """Create a new, empty temporary file beside ``path`` (mode 0o666 minus the umask, like ``open``)."""
+    while True:
+        tmp = path.parent / _temporary_name(path, suffix)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+
+
 @contextlib.contextmanager
 def atomic_path(path, *, suffix=None):
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
@@ -48,13 +67,12 @@ def atomic_path(path, *, suffix=None):
     Yields
     ------
     pathlib.Path
-        Where to write. Removed if the ``with`` body raises.
+        Where to write (an empty file named ``.<name>.<8 hex digits>.tmp<suffix>``).
+        Removed if the ``with`` body raises.
     """
     path = Path(path)
     suffix = path.suffix if suffix is None else suffix
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(handle)
-    tmp = Path(tmp)
+    tmp = _create_temporary(path, suffix)
     try:
         yield tmp
         fsync_path(tmp)
@@ -62,6 +80,30 @@ def atomic_path(path, *, suffix=None):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def leftover_temporaries(path, *, suffix=None):
+    """Temporary files of :func:`atomic_path` for ``path`` that are still on disk.
+
+    Only a writer killed before its ``os.replace`` leaves one. Delete them only while no
+    other process may be writing ``path`` (for example while holding its lock).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    suffix : str, optional
+        As given to :func:`atomic_path`.
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    path = Path(path)
+    suffix = path.suffix if suffix is None else suffix
+    pattern = re.compile(re.escape(f".{path.name}.") + "[0-9a-f]{8}" + re.escape(f".tmp{suffix}"))
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
 
 
 def atomic_write_text(path, text, *, encoding="utf-8"):

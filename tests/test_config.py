@@ -16,9 +16,9 @@ def write(tmp_path, data, name="exp.yaml"):
 def test_defaults_and_relative_paths(tmp_path):
     (tmp_path / "experiments").mkdir()
     cfg = load_config(write(tmp_path / "experiments", {"data": {"root": "../data/afew"}}))
-    assert cfg["data"]["root"] == str(tmp_path / "data" / "afew")
-    assert cfg["output_dir"] == str(tmp_path / "runs") and cfg["name"] == "exp"
-    assert cfg["model"] == DEFAULTS["model"] and cfg["smoke"] is None
+    assert cfg.data.root == str(tmp_path / "data" / "afew")
+    assert cfg.output_dir == str(tmp_path / "runs") and cfg.name == "exp"
+    assert cfg.to_dict()["model"] == DEFAULTS["model"] and cfg.smoke is None
 
 
 @pytest.mark.parametrize("data,match", [
@@ -49,9 +49,9 @@ def test_bad_configs_are_one_line_errors(tmp_path, data, match):
 def test_smoke_overrides(tmp_path):
     path = write(tmp_path, {"data": {"root": "x"}, "train": {"epochs": 50},
                             "smoke": {"train": {"epochs": 1}}})
-    assert load_config(path)["train"]["epochs"] == 50
+    assert load_config(path).train.epochs == 50
     smoke = load_config(path, smoke=True)
-    assert smoke["train"]["epochs"] == 1 and smoke["name"] == "exp_smoke"
+    assert smoke.train.epochs == 1 and smoke.name == "exp_smoke"
     with pytest.raises(ConfigError, match="no smoke: section"):
         load_config(write(tmp_path, {"data": {"root": "x"}}, "plain.yaml"), smoke=True)
     with pytest.raises(ConfigError, match=r"unknown key 'train.epoch'"):
@@ -61,21 +61,21 @@ def test_smoke_overrides(tmp_path):
 
 def test_seed_override(tmp_path):
     path = write(tmp_path, {"data": {"root": "x"}, "seed": 3})
-    assert load_config(path)["seed"] == 3
-    assert load_config(path, seed=7)["seed"] == 7
+    assert load_config(path).seed == 3
+    assert load_config(path, seed=7).seed == 7
     with pytest.raises(ConfigError, match="seed must be an integer"):
         load_config(path, seed="7")
 
 
 def test_schedules_and_finetuning(tmp_path):
     cfg = load_config(write(tmp_path, {"data": {"root": "x"}}))
-    assert cfg["train"]["schedule"] == "two_stage" and cfg["train"]["finetune_epochs"] == 0
-    assert cfg["train"]["finetune_lr_scale"] == 0.1 and cfg["train"]["folds"] == 3
+    assert cfg.train.schedule == "two_stage" and cfg.train.finetune_epochs == 0
+    assert cfg.train.finetune_lr_scale == 0.1 and cfg.train.folds == 3
     cfg = load_config(write(tmp_path, {"data": {"root": "x"}, "train": {"schedule": "end_to_end"}}, "e2e.yaml"))
-    assert cfg["train"]["schedule"] == "end_to_end"
+    assert cfg.train.schedule == "end_to_end"
     cfg = load_config(write(tmp_path, {"data": {"root": "x"}, "train": {"finetune_epochs": 3,
                                                                       "finetune_lr_scale": 0.5}}, "ft.yaml"))
-    assert (cfg["train"]["finetune_epochs"], cfg["train"]["finetune_lr_scale"]) == (3, 0.5)
+    assert (cfg.train.finetune_epochs, cfg.train.finetune_lr_scale) == (3, 0.5)
 
 
 def test_missing_file(tmp_path):
@@ -90,4 +90,40 @@ def test_missing_file(tmp_path):
 def test_shipped_configs_resolve(name, root, smoke):
     from conftest import REPO
     cfg = load_config(REPO / "experiments" / f"{name}.yaml", smoke=smoke)
-    assert cfg["data"]["root"].endswith(root) and cfg["model"]["mode"] in ("fusion", "audio", "video")
+    assert cfg.data.root.endswith(root) and cfg.model.mode in ("fusion", "audio", "video")
+
+
+def test_config_is_typed_and_frozen(tmp_path):
+    import dataclasses
+    cfg = load_config(write(tmp_path, {"data": {"root": "x"}, "model": {"mode": "video"}}))
+    assert cfg.model.mode == "video" and cfg.train.epochs == 60 and isinstance(cfg.train.learning_rate, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model.mode = "audio"
+    fold = cfg.with_changes(model={"mode": "audio"}, train={"finetune_epochs": 0})
+    assert fold.model.mode == "audio" and cfg.model.mode == "video" and fold.data == cfg.data
+    with pytest.raises(ConfigError, match="unknown key 'model.mdoe'"):
+        cfg.with_changes(model={"mdoe": "audio"})
+
+
+def test_run_config_round_trips_through_the_run_folder(tmp_path):
+    from emonet.experiment.rundir import RunDir
+    cfg = load_config(write(tmp_path, {"data": {"root": "x"}, "seed": 4, "train": {"epochs": 7}}))
+    run = RunDir.for_config(cfg)
+    assert run.path == tmp_path.parent / "runs" / "exp-seed4"
+    run = RunDir(tmp_path / "run")
+    run.write_config(cfg)
+    assert run.config == cfg and run.same_config(cfg) and not run.same_config(cfg.with_changes(seed=5))
+    # the YAML keeps the order and shape that run folders have always had
+    assert list(yaml.safe_load(run.config_path.read_text())) == list(DEFAULTS)
+
+
+def test_run_config_of_an_older_run_takes_defaults_for_missing_keys(tmp_path):
+    from emonet.experiment.rundir import RunDir
+    from preprocessing.errors import ModelError
+    raw = load_config(write(tmp_path, {"data": {"root": "x"}})).to_dict()
+    del raw["train"]["audio_noise"]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.yaml").write_text(yaml.safe_dump(raw))
+    assert RunDir(tmp_path / "old").config.train.audio_noise == DEFAULTS["train"]["audio_noise"]
+    with pytest.raises(ModelError, match="not a run directory"):
+        RunDir(tmp_path / "none").config

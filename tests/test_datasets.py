@@ -7,6 +7,7 @@ when it is absent.
 
 import csv
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -297,7 +298,7 @@ def test_write_manifest_csv_round_trip(tmp_path, layout):
     write_manifest_csv(original, tmp_path / "manifest.csv")
     again = build_manifest(tmp_path, layout="csv")
     assert again.records == original.records
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file of the atomic write is left
     # written elsewhere and read back with csv_path and the same root
     write_manifest_csv(original, tmp_path.parent / f"{layout}.csv")
     assert build_manifest(tmp_path, layout="csv", csv_path=tmp_path.parent / f"{layout}.csv").records == original.records
@@ -515,15 +516,26 @@ def test_shared_crema_d():
     assert m.speakers() == {"1001"}
 
 
+# RAVDESS emotion codes (the EE field of MM-VV-EE-II-SS-RR-AA), as the corpus documents them.
+RAVDESS_CODES = {"01": "Neutral", "02": "Neutral",  # 02 is "calm": it joins Neutral
+                 "03": "Happy", "04": "Sad", "05": "Angry", "06": "Fear", "07": "Disgust", "08": "Surprise"}
+
+
 def test_shared_ravdess():
-    m = build_manifest(shared("speech/ravdess"), layout="ravdess")
-    assert len(m) == 270 and m.skipped == []
-    # 18 actors x (2 per emotion + 1 calm): calm joins Neutral
-    assert m.label_counts() == {**dict.fromkeys(CLASSES, 36), "Neutral": 54}
-    assert m.speakers() == {f"{a:02d}" for a in range(1, 19)}
+    root = shared("speech/ravdess")
+    names = sorted(p.stem for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    fields = [name.split("-") for name in names]
+    clips_per_actor = Counter(f[6] for f in fields)
+    m = build_manifest(root, layout="ravdess")
+    assert len(m) == len(names) and m.skipped == []
+    assert len(m) == 1080 and set(clips_per_actor.values()) == {60}  # 18 actors x 60 utterances
+    assert m.label_counts() == {**dict.fromkeys(CLASSES, 0), **Counter(RAVDESS_CODES[f[2]] for f in fields)}
+    assert m.label_counts()["Neutral"] == 216  # per actor: 4 neutral + 8 calm; 8 for each other emotion
+    assert m.speakers() == set(clips_per_actor) == {f"{a:02d}" for a in range(1, 19)}
     split = assign_speaker_splits(m, val_fraction=0.2, seed=0)
     assert (len(split.speakers("train")), len(split.speakers("val"))) == (14, 4)
-    assert (len(split.by_split("train")), len(split.by_split("val"))) == (210, 60)
+    for name in ("train", "val"):
+        assert len(split.by_split(name)) == sum(clips_per_actor[a] for a in split.speakers(name))
     assert split.speakers("train").isdisjoint(split.speakers("val"))
 
 

@@ -1,13 +1,15 @@
-"""Cross-fitting folds and the stacked-fusion model assembly (emonet.ensemble)."""
+"""Cross-fitting folds (emonet.training.folds) and the stacked-fusion model assembly (emonet.nn.fusion)."""
 
 import numpy as np
 import pytest
 
-from emonet.nn.fusion import (FeatureSlice, HasInput, LogProbability, build_fusion_head, build_stacked_fusion,
-                             build_video_ensemble, fit_pool_weight, group_folds, join_frame_encoders,
-                             log_probabilities, person_of, pool_weight, set_pool_weight)
-from emonet.nn.models import build_emonet, build_resnet20
+from emonet.nn.fusion import (build_fusion_head, build_stacked_fusion, build_video_ensemble, join_frame_encoders,
+                              log_probabilities, pool_weight, set_pool_weight)
 from emonet.nn.io import load_model
+from emonet.nn.layers import FeatureSlice, HasInput, LogProbability
+from emonet.nn.models import build_emonet
+from emonet.nn.resnet import build_resnet20
+from emonet.training.folds import fit_pool_weight, group_folds, person_of
 from preprocessing.errors import ConfigError
 
 

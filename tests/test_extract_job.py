@@ -1,5 +1,6 @@
 """The extraction job end to end: real ffmpeg, real HDF5, local processes and Dask, bad input, kill -9."""
 
+import logging
 import signal
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from emonet.cli import main
 from preprocessing.constants import FPS
 from preprocessing.datasets import build_manifest
 from preprocessing.errors import StoreError
-from preprocessing.jobs import ExtractParams, run_extraction
+from preprocessing.extraction import ExtractParams
+from preprocessing.files import leftover_temporaries
+from preprocessing.runner import run_extraction
 from preprocessing.store import FeatureStore
 
 from conftest import CREMA_D, make_clip
@@ -56,14 +59,24 @@ def extracted(dataset, tmp_path_factory):
     root, bad = dataset
     out = tmp_path_factory.mktemp("store") / "features.h5"
     params = ExtractParams(crop_size=32, max_frames=100)
-    messages = []
-    summary = run_extraction(build_manifest(root, layout="afew"), out, params, workers=2, progress=False,
-                             log=messages.append)
-    return out, summary, messages, bad
+    records = []
+    collect = logging.Handler(logging.INFO)
+    collect.emit = records.append
+    runner_log = logging.getLogger("preprocessing.runner")
+    level = runner_log.level
+    runner_log.setLevel(logging.INFO)
+    runner_log.addHandler(collect)
+    try:
+        summary = run_extraction(build_manifest(root, layout="afew"), out, params, workers=2, progress=False)
+    finally:
+        runner_log.removeHandler(collect)
+        runner_log.setLevel(level)
+    return out, summary, records, bad
 
 
 def test_summary_counts_and_failures_are_recorded(extracted):
-    out, summary, messages, bad = extracted
+    out, summary, records, bad = extracted
+    messages = [r.getMessage() for r in records]
     assert (summary.done, summary.skipped, summary.failed) == (len(GOOD), 0, len(bad))
     with FeatureStore(out) as store:
         assert len(store) == len(GOOD)
@@ -76,6 +89,15 @@ def test_summary_counts_and_failures_are_recorded(extracted):
     assert any("zero.mp4: empty file" in m for m in skips)
     assert any("truncated.mp4: not a readable media file" in m and "moov atom not found" in m for m in skips)
     assert sum("not a readable media file" in m for m in skips) == 3
+
+
+def test_failures_are_warnings_and_notes_are_info(extracted):
+    _, summary, records, _ = extracted
+    levels = {r.getMessage().split(":")[0]: set() for r in records}
+    for r in records:
+        levels[r.getMessage().split(":")[0]].add(r.levelname)
+    assert levels == {"skipping": {"WARNING"}, "note": {"INFO"}}
+    assert sum(r.levelname == "WARNING" for r in records) == summary.failed
 
 
 def test_frame_counts_follow_25_fps(extracted):
@@ -93,7 +115,8 @@ def test_frame_counts_follow_25_fps(extracted):
 
 
 def test_audio_only_and_video_only_are_flagged_not_failed(extracted):
-    out, _, messages, _ = extracted
+    out, _, records, _ = extracted
+    messages = [r.getMessage() for r in records]
     with FeatureStore(out) as store:
         silent_film = store.attrs("Train_AFEW|Fear|vidéo_sans_son.mp4")
         speech = store.attrs("Train_AFEW|Neutral|speech_only.wav")
@@ -109,7 +132,7 @@ def test_rerun_skips_done_and_retries_failures(extracted, dataset):
     out, *_ = extracted
     root, bad = dataset
     summary = run_extraction(build_manifest(root, layout="afew"), out, ExtractParams(crop_size=32, max_frames=100),
-                             workers=0, progress=False, log=lambda m: None)
+                             workers=0, progress=False)
     assert (summary.done, summary.skipped, summary.failed) == (0, len(GOOD), len(bad))
 
 
@@ -122,14 +145,14 @@ def test_a_complete_store_is_shared_without_the_writer_lock(extracted, dataset):
     with open(str(out) + ".lock", "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         summary = run_extraction(good_only, out, ExtractParams(crop_size=32, max_frames=100), workers=0,
-                                 progress=False, log=lambda m: None)
+                                 progress=False)
         assert (summary.done, summary.skipped, summary.failed) == (0, len(GOOD), 0)
         with pytest.raises(StoreError, match="another extraction job"):   # failed clips to retry: needs the lock
             run_extraction(build_manifest(root, layout="afew"), out, ExtractParams(crop_size=32, max_frames=100),
-                           workers=0, progress=False, log=lambda m: None)
+                           workers=0, progress=False)
         with pytest.raises(StoreError, match="another extraction job"):   # other parameters: the writer reports it
             run_extraction(good_only, out, ExtractParams(crop_size=48, max_frames=100), workers=0,
-                           progress=False, log=lambda m: None)
+                           progress=False)
 
 
 def test_other_parameters_are_refused(extracted, dataset, capsys):
@@ -206,3 +229,4 @@ def test_kill_9_mid_job_then_resume(tmp_path):
         for key in store.keys():
             assert store.clip(key)["faces"][()].shape[0] == 25
     assert not (tmp_path / "f.h5.pending").exists()
+    assert leftover_temporaries(out) == []  # no temporary copy of the store is left by the killed commit

@@ -1,14 +1,19 @@
-"""Metrics: hand-computed cases, agreement with scikit-learn, absent classes, report text and PNG."""
+"""Metrics: hand-computed cases, agreement with scikit-learn, absent classes, report text and PNGs."""
 
 import json
 import subprocess
 import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score, log_loss, recall_score, roc_auc_score
 
-from emonet.evaluation.metrics import ablation_table, classification_report, format_report, plot_confusion_matrix
+from emonet.evaluation.metrics import ablation_table, classification_report, format_report, uar
+from emonet.evaluation.plots import plot_confusion_matrix, plot_training_curves
+from emonet.experiment.rundir import RunDir
+from emonet.evaluation.report import ablation_rows, format_evaluation
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError
 
@@ -197,7 +202,109 @@ def test_ablation_table_refuses_bad_rows(rows, match):
 
 
 def test_importing_metrics_pulls_neither_matplotlib_nor_tensorflow():
-    code = ("import sys, emonet.evaluation.metrics, emonet.evaluation.baselines; "
+    code = ("import sys, emonet.evaluation.metrics, emonet.evaluation.baselines, emonet.evaluation.report; "
             "print(sorted(m for m in ('matplotlib', 'tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- uar
+
+def test_uar_ignores_unlabelled_rows_and_classes_outside_the_range():
+    y_true = np.array([0, 0, 1, -1, -1, 3])
+    y_pred = np.array([0, 1, 1, 0, 5, 3])
+    assert uar(y_true, y_pred) == pytest.approx((0.5 + 1.0 + 1.0) / 3)
+    assert uar(y_true, y_pred, n_classes=2) == pytest.approx(0.75)  # id 3 is not a label among 2 classes
+    assert uar(np.array([-1, -1]), np.array([0, 1])) == 0.0
+    assert uar([], []) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_uar_is_the_mean_recall_over_present_classes(seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(-1, 5, 200)  # -1: unlabelled; classes 5 and 6 absent
+    y_pred = rng.integers(0, 7, 200)
+    expected = np.mean([np.mean(y_pred[y_true == c] == c) for c in range(7) if np.any(y_true == c)])
+    assert uar(y_true, y_pred) == expected
+    labelled = y_true >= 0
+    report = classification_report(y_true[labelled], one_hot(y_pred[labelled]))
+    assert report["uar"] == expected
+
+
+# ----------------------------------------------------------------------------- loose probabilities
+
+def test_float32_rows_and_rows_slightly_off_one_are_scored_without_warnings():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 7, 50)
+    logits = rng.normal(size=(50, 7)).astype(np.float32)
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)  # float32: rows off 1 by ~1e-7
+    proba[0] = 0.0
+    proba[0, y[0]] = 1.0 + 5e-4  # within SUM_TOLERANCE
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = classification_report(y, proba)
+    p64 = proba.astype(np.float64)
+    expected = -np.mean(np.log(np.clip(p64[np.arange(50), y], np.finfo(np.float64).eps, 1.0)))
+    assert report["log_loss"] == pytest.approx(expected, abs=1e-12)
+    assert report["log_loss"] > 0
+
+
+# ----------------------------------------------------------------------------- evaluation summary
+
+def evaluation_result():
+    """A result shaped like evaluate_run's (fusion run with two ablations and one baseline)."""
+    y = np.array([0] * 9 + [1])
+    report = classification_report(y, one_hot(np.zeros(10, int)))
+    summary = {key: report[key] for key in ("accuracy", "uar", "macro_f1", "auc_ovo", "n")}
+    video = dict(summary, uar=0.25)
+    baseline = {"name": "k-NN (audio functionals)", "model": "k-NN", "feature_set": "audio functionals",
+                **summary, "n_train": 40, "proba_source": "predict_proba", "fit_seconds": 0.01, "notes": []}
+    return {"run": "runs/toy-seed1", "store": "data/toy.h5", "split": "val", "mode": "fusion", "n": 10,
+            **summary, "report": report, "ablation": {"fusion": summary, "audio": summary, "video": video},
+            "baselines": [baseline], "evaluated": "2024-01-01T00:00:00+0000"}
+
+
+def test_ablation_rows_name_the_run_its_ablations_then_the_baselines():
+    rows = ablation_rows(evaluation_result())
+    assert [row["name"] for row in rows] == ["EmoNet fusion (this run)", "EmoNet audio", "EmoNet video",
+                                             "k-NN (audio functionals)"]
+    assert rows[2]["uar"] == 0.25 and "report" not in rows[3]
+
+
+def test_format_evaluation_is_report_table_and_closing_line():
+    result = evaluation_result()
+    text = format_evaluation(result, metrics_path=Path("runs/toy-seed1") / "metrics.json")
+    expected = (format_report(result["report"], title="toy-seed1: fusion model on val split of data/toy.h5")
+                + "\n\n" + ablation_table(ablation_rows(result))
+                + "\n\nUAR 50.0%  accuracy 90.0%  (n=10) -> runs/toy-seed1/metrics.json")
+    assert text == expected
+    lines = text.splitlines()
+    assert lines[0] == "toy-seed1: fusion model on val split of data/toy.h5: UAR 50.0%  accuracy 90.0%  macro-F1 47.4%  " \
+                       "AUC 0.50  (n=10)"
+    assert "| EmoNet fusion (this run) | 10 | 90.0% | 50.0% | 47.4% | 0.500 |" in lines
+    assert "| EmoNet video | 10 | 90.0% | 25.0% | 47.4% | 0.500 |" in lines
+    # the same text from metrics.json read back
+    assert format_evaluation(json.loads(json.dumps(result)), metrics_path="runs/toy-seed1/metrics.json") == text
+
+
+def test_format_evaluation_refuses_other_dicts():
+    with pytest.raises(ConfigError, match=r"result is missing keys \['run', 'store'"):
+        format_evaluation({"uar": 0.5}, metrics_path="metrics.json")
+
+
+# ----------------------------------------------------------------------------- training curves
+
+def test_training_curves_png(tmp_path):
+    for stage, losses in (("frames", [2.0, 1.5, 1.2]), ("fusion", [1.0, 0.8])):
+        folder = tmp_path / "run" / "stages" / stage
+        folder.mkdir(parents=True)
+        rows = ["epoch,lr,loss,accuracy,val_uar,seconds"]
+        rows += [f"{i + 1},0.001,{loss},0.5,{0.2 + 0.1 * i},1.0" for i, loss in enumerate(losses)]
+        (folder / "log.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    path = plot_training_curves(RunDir(tmp_path / "run").stage_logs(), out / "training_curves.png")
+    assert path == out / "training_curves.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.iterdir()] == ["training_curves.png"]  # no temporary file left behind
+    assert plot_training_curves(RunDir(tmp_path / "empty").stage_logs(), out / "none.png") is None and not (out / "none.png").exists()

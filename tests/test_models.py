@@ -1,29 +1,23 @@
-"""Tests for emonet.models: shapes, ResNet-20 structure, masking, save/load, learnability, errors.
+"""Tests for emonet.nn (models, resnet, video, layers, io): shapes, ResNet-20 structure, masking,
+save/load (old .keras files included), learnability, errors.
 
 Models are small (32x32 crops, 4 frames) and built once per module where they
 can be shared; the only fits are on the cheap audio and cached-embedding
 models (a fit through the ResNet costs ~15 s of tracing alone).
 """
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
-from emonet.nn.io import load_model
-from emonet.nn.models import (
-    MODES,
-    VIDEO_INPUTS,
-    FrameMask,
-    build_audio_encoder,
-    build_emonet,
-    build_frame_classifier,
-    build_resnet,
-    build_resnet20,
-    build_video_encoder,
-    join_video_model,
-    model_inputs,
-    split_video_model,
-)
+from emonet.nn.io import load_model, save_model_atomically
+from emonet.nn.layers import BranchPool, FeatureSlice, FrameMask, HasInput, LogProbability
+from emonet.nn.models import build_audio_encoder, build_emonet, build_video_encoder, model_inputs
+from emonet.nn.names import MODES, VIDEO_INPUTS
+from emonet.nn.resnet import build_frame_classifier, build_resnet, build_resnet20
+from emonet.nn.video import join_video_model, split_video_model
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError, ModelError
 
@@ -238,6 +232,71 @@ def test_load_model_errors(tmp_path, name, content, match):
         load_model(path)
 
 
+# --------------------------------------------------------------------------- custom layers in saved files
+LEGACY = Path(__file__).parent / "data" / "legacy"
+
+
+def _every_layer_model():
+    """A small model holding every custom layer (the graph of ``legacy/nn_custom_layers.keras``):
+    frame_embeddings (B, 3, 8), frame_mask (B, 3), audio (B, 5) -> emotion (B, 7)."""
+    emb = keras.Input((3, 8), name="frame_embeddings")
+    mask = keras.Input((3,), name="frame_mask")
+    audio = keras.Input((5,), name="audio")
+    part = FeatureSlice(start=4, stop=8, name="slice")(emb)
+    seq = keras.layers.LSTM(4, name="lstm")(part, mask=FrameMask(threshold=0.5, name="mask")(mask))
+    video_logp = LogProbability(name="video_logp")(keras.layers.Dense(7, activation="softmax", name="video_out")(seq))
+    audio_logp = LogProbability(floor=1e-3, name="audio_logp")(
+        keras.layers.Dense(7, activation="softmax", name="audio_out")(audio))
+    pooled = BranchPool(alpha=0.6, name="pool")(
+        [video_logp, audio_logp, HasInput(name="has_video")(mask), HasInput(name="has_audio")(audio)])
+    return keras.Model({"frame_embeddings": emb, "frame_mask": mask, "audio": audio},
+                       keras.layers.Softmax(name="emotion")(pooled), name="legacy_layers")
+
+
+def _layer_settings(model):
+    """(class, settings) of every custom layer of ``model``, by layer name."""
+    keys = ("threshold", "floor", "start", "stop", "alpha")
+    return {layer.name: (type(layer), {k: v for k, v in layer.get_config().items() if k in keys})
+            for layer in model.layers if type(layer).__module__ == "emonet.nn.layers"}
+
+
+@pytest.mark.parametrize(("cls", "keys"), [
+    (FrameMask, {"threshold"}),
+    (LogProbability, {"floor"}),
+    (FeatureSlice, {"start", "stop"}),
+    (HasInput, set()),
+    (BranchPool, {"alpha"}),
+])
+def test_custom_layers_keep_registered_name_and_config_keys(cls, keys):
+    assert keras.saving.get_registered_name(cls) == f"emonet>{cls.__name__}"
+    layer = cls(start=1, stop=3) if cls is FeatureSlice else cls()
+    assert keys <= set(layer.get_config())
+    assert keras.saving.get_registered_object(f"emonet>{cls.__name__}") is cls
+
+
+def test_every_custom_layer_round_trips_through_save_and_load_model(tmp_path):
+    model = _every_layer_model()
+    assert len({cls for cls, _ in _layer_settings(model).values()}) == 5
+    npz = np.load(LEGACY / "nn_custom_layers_io.npz")
+    x = {key: npz[key] for key in ("frame_embeddings", "frame_mask", "audio")}
+    before = model.predict(x, verbose=0)
+    path = save_model_atomically(model, tmp_path / "layers.keras")
+    loaded = load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), before, atol=1e-6)
+    assert _layer_settings(loaded) == _layer_settings(model)
+
+
+def test_keras_file_saved_before_the_redesign_still_loads():
+    """``legacy/nn_custom_layers.keras`` was saved by the pre-redesign code (commit e1c61bf, layers then in
+    ``emonet.models`` and ``emonet.ensemble``) from the graph of :func:`_every_layer_model`, seed 0;
+    ``nn_custom_layers_io.npz`` holds its inputs (clip 3 without frames, clip 2 without audio) and outputs."""
+    npz = np.load(LEGACY / "nn_custom_layers_io.npz")
+    x = {key: npz[key] for key in ("frame_embeddings", "frame_mask", "audio")}
+    loaded = load_model(LEGACY / "nn_custom_layers.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), npz["expected"], atol=1e-6)
+    assert _layer_settings(loaded) == _layer_settings(_every_layer_model())
+
+
 # --------------------------------------------------------------------------- learnability
 def _accuracy(model, x, y):
     return float(np.mean(model.predict(x, verbose=0).argmax(axis=1) == y))
@@ -360,7 +419,7 @@ def _perturbed(model, seed, frames):
 
 
 def test_split_video_model_gives_the_same_probabilities_as_the_frames_model(tmp_path):
-    from emonet.features.inputs import prepare_faces
+    from emonet.features.frames import prepare_faces
     from emonet.inference.trained_run import embed_faces
     crops = np.random.default_rng(2).integers(0, 256, (4 * T, SIZE, SIZE, 3), dtype=np.uint8)
     prepared = np.asarray(prepare_faces(crops, SIZE))

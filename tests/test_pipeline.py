@@ -8,8 +8,10 @@ Each is learned well above chance by the mode that can see it. The trained runs 
 once per session and shared (TensorFlow's first steps are slow).
 """
 
+import contextlib
 import csv
 import json
+import logging
 import shutil
 import subprocess
 
@@ -19,6 +21,8 @@ import yaml
 
 from emonet.cli import main
 from emonet.experiment.config import load_config
+from emonet.experiment.rundir import RunDir
+from emonet.training.context import RunContext
 from emonet.training.trainer import train
 from preprocessing.media import ffmpeg_binary
 from preprocessing.store import FeatureStore
@@ -31,6 +35,23 @@ CLASSES4 = ("Angry", "Happy", "Neutral", "Sad")
 TONES = {"Angry": 300, "Happy": 700, "Neutral": 1500, "Sad": 3000}       # Hz
 STRIPES = {"Angry": 48, "Happy": 24, "Neutral": 12, "Sad": 6}            # period in px of a 96 px frame
 N_TRAIN, N_VAL = 6, 3
+
+
+@contextlib.contextmanager
+def _collected_messages():
+    """The messages the ``emonet`` loggers emit inside the block (INFO and above)."""
+    messages = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    library = logging.getLogger("emonet")
+    level = library.level
+    library.setLevel(logging.INFO)
+    library.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        library.removeHandler(handler)
+        library.setLevel(level)
 
 
 def _clip(path, *, tone, period, seed):
@@ -84,7 +105,7 @@ def audio_run(tmp_path_factory):
     """An audio-only run on the corpus whose label is only in the sound."""
     tmp = tmp_path_factory.mktemp("audio_corpus")
     root = _corpus(tmp / "data", label_in="audio")
-    run_dir = train(load_config(_config(tmp, root, "audio", "tones")), log=lambda m: None)
+    run_dir = train(load_config(_config(tmp, root, "audio", "tones")))
     return run_dir, root
 
 
@@ -111,7 +132,7 @@ def test_run_directory_holds_what_a_reader_needs(video_run):
                  "result_record.json", "folds/video0/stages/frames/log.csv", "folds/video1/model.keras",
                  "folds/audio1/reducer.npz", "stages/audio/log.csv", "stages/fusion/log.csv"):
         assert (run_dir / name).is_file(), name
-    assert list((run_dir / "stages" / "fusion" / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((run_dir / "stages" / "fusion" / "tensorboard").rglob("events.out.tfevents.*"))
     assert (run_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     record = json.loads((run_dir / "result_record.json").read_text())
     assert record["seed"] == 0 and record["split"] == "val" and "git_commit" in record
@@ -122,7 +143,7 @@ def test_run_directory_holds_what_a_reader_needs(video_run):
 def test_reducer_is_fitted_on_the_training_split_only(video_run):
     run_dir, _ = video_run
     from emonet.features.reducer import AudioReducer
-    from emonet.features.inputs import SplitTable, audio_matrix
+    from emonet.features.tables import SplitTable, audio_matrix
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     with FeatureStore(cfg["data"]["store"]) as store:
         train_x = audio_matrix(store, SplitTable(store, "train").keys)
@@ -188,8 +209,8 @@ def test_predict_table_is_readable(audio_run, capsys):
 def test_resume_skips_finished_stages(video_run):
     run_dir, _ = video_run
     cfg = load_config(run_dir.parent.parent / "stripes.yaml")
-    logs = []
-    train(cfg, resume=True, log=logs.append)
+    with _collected_messages() as logs:
+        train(cfg, resume=True)
     assert any("already trained" in m for m in logs)
     assert not any("epoch 1/" in m for m in logs)
 
@@ -217,12 +238,12 @@ def test_fusion_pool_leans_on_the_branch_that_carries_the_label(video_run):
 
 def test_stacked_fusion_is_its_head_on_the_branch_log_probabilities(video_run):
     run_dir, _ = video_run
-    from emonet.features.inputs import SplitTable, audio_matrix
+    from emonet.features.tables import SplitTable, audio_matrix
     from emonet.nn.fusion import log_probabilities
     from emonet.inference.trained_run import TrainedRun
     fused, video, audio = (TrainedRun(run_dir, model_name=name) for name in ("model", "ablation/video",
                                                                                "ablation/audio"))
-    with FeatureStore(fused.config["data"]["store"]) as store:
+    with FeatureStore(fused.config.data.store) as store:
         table = SplitTable(store, "val")
         embeddings, functionals = fused.store_embeddings(store, table.keys), audio_matrix(store, table.keys)
     proba = fused.predict(embeddings, functionals, table.has_audio)
@@ -247,20 +268,20 @@ def test_a_fresh_process_predicts_with_a_cross_fitted_run(video_run, tmp_path):
     assert len(rows) == 1 and rows[0]["emotion"] in ("Angry", "Happy", "Neutral", "Sad", "Disgust", "Fear", "Surprise")
 
 
-def test_fold_trainers_train_on_the_other_folds_only(video_run):
+def test_fold_contexts_train_on_the_other_folds_only(video_run):
     run_dir, _ = video_run
-    from emonet.training.crossfit import fold_trainer
-    from emonet.training.trainer import _Trainer
     cfg = load_config(run_dir.parent.parent / "stripes.yaml")
-    with FeatureStore(cfg["data"]["store"]) as store:
-        trainer = _Trainer(cfg, run_dir, store, lambda m: None)
-        keep = np.arange(len(trainer.train_table)) % 3 != 0
-        fold = fold_trainer(trainer, "video9", keep, mode="video")
-        assert fold.train_table.keys == [k for k, kept in zip(trainer.train_table.keys, keep) if kept]
-        assert np.array_equal(fold.train_table.labels, trainer.train_table.labels[keep])
-        assert fold.cache_keys == trainer.cache_keys          # held-out clips are embedded too
-        assert fold.run_dir == run_dir / "folds" / "video9" and fold.model_cfg["mode"] == "video"
-        assert trainer.model_cfg["mode"] == "fusion" and trainer.run_dir == run_dir   # parent untouched
+    with FeatureStore(cfg.data.store) as store:
+        context = RunContext.open(cfg, RunDir(run_dir), store)
+        keep = np.arange(len(context.train_table)) % 3 != 0
+        fold = context.fold("video9", keep, mode="video")
+        assert fold.train_table.keys == [k for k, kept in zip(context.train_table.keys, keep) if kept]
+        assert np.array_equal(fold.train_table.labels, context.train_table.labels[keep])
+        assert fold.cache_keys == context.cache_keys          # held-out clips are embedded too
+        assert fold.val_table is context.val_table and fold.store is store
+        assert fold.run.path == run_dir / "folds" / "video9" and fold.cfg.model.mode == "video"
+        assert fold.class_weight == fold.train_table.class_weights()
+        assert context.cfg.model.mode == "fusion" and context.run.path == run_dir   # parent untouched
     shutil.rmtree(run_dir / "folds" / "video9")
 
 
@@ -268,7 +289,7 @@ def test_existing_run_is_not_overwritten_silently(video_run):
     run_dir, _ = video_run
     from preprocessing.errors import ConfigError
     with pytest.raises(ConfigError, match="--resume .* or --overwrite"):
-        train(load_config(run_dir.parent.parent / "stripes.yaml"), log=lambda m: None)
+        train(load_config(run_dir.parent.parent / "stripes.yaml"))
 
 
 def test_predict_with_missing_run_is_one_line(tmp_path, capsys):
@@ -287,8 +308,9 @@ def end_to_end_run(video_run):
     tmp = run_dir.parent.parent
     config = _config(tmp, tmp / "stripes.h5", "video", "stripes_e2e",
                      train_overrides={"schedule": "end_to_end", "epochs": 10, "batch_size": 4, "folds": 0})
-    logs = []
-    return train(load_config(config), log=logs.append), root, logs
+    with _collected_messages() as logs:
+        run_dir = train(load_config(config))
+    return run_dir, root, logs
 
 
 @pytest.fixture(scope="session")
@@ -310,13 +332,15 @@ def finetune_run(video_run):
     new_run.mkdir(parents=True)
     shutil.copy(run_dir / "folds" / "video0" / "frame_encoder.keras", new_run / "frame_encoder.keras")
     stage_one = (new_run / "frame_encoder.keras").read_bytes()
-    logs = []
-    return train(cfg, resume=True, log=logs.append), root, logs, stage_one
+    with _collected_messages() as logs:
+        new_run_dir = train(cfg, resume=True)
+    return new_run_dir, root, logs, stage_one
 
 
 def _val_sequences(run_dir):
     """Centred frame sequences of the validation clips of a run's store, with the store's labels."""
-    from emonet.features.inputs import SplitTable, sequence_dataset
+    from emonet.features.datasets import sequence_dataset
+    from emonet.features.tables import SplitTable
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     with FeatureStore(cfg["data"]["root"]) as store:
         table = SplitTable(store, "val")
@@ -369,8 +393,8 @@ def test_end_to_end_run_evaluates_predicts_and_resumes(end_to_end_run, capsys):
     assert main(["predict", str(clip), "--model", str(run_dir), "-f", "json", "--no-progress"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert abs(sum(result["probabilities"].values()) - 1) < 1e-4
-    logs = []
-    train(load_config(run_dir.parent.parent / "stripes_e2e.yaml"), resume=True, log=logs.append)
+    with _collected_messages() as logs:
+        train(load_config(run_dir.parent.parent / "stripes_e2e.yaml"), resume=True)
     assert any("end_to_end: video model already trained (resume)" in m for m in logs)
     assert not any(" epoch 1/" in m for m in logs)
 
@@ -398,7 +422,7 @@ def test_finetune_run_keeps_encoder_cache_and_clip_model_consistent(finetune_run
 
 def test_finetune_run_resumes_without_training(finetune_run):
     run_dir, _, _, _ = finetune_run
-    logs = []
-    train(load_config(run_dir.parent.parent / "stripes_finetune.yaml"), resume=True, log=logs.append)
+    with _collected_messages() as logs:
+        train(load_config(run_dir.parent.parent / "stripes_finetune.yaml"), resume=True)
     assert any("finetune: video branch already fine-tuned (resume)" in m for m in logs)
     assert not any(" epoch 1/" in m for m in logs)

@@ -1,10 +1,12 @@
-"""Tests of emonet.reducer.AudioReducer: sklearn contract, widths, LDA quality, persistence."""
+"""Tests of emonet.features.reducer.AudioReducer: sklearn contract, widths, LDA quality, persistence."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.covariance import ledoit_wolf_shrinkage
+from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -14,6 +16,7 @@ from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError, ModelError
 
 N_CLASSES = len(CLASSES)
+LEGACY = Path(__file__).parent / "data" / "legacy"  # reducer files written before the sklearn reducer
 
 
 def make_clips(n_samples, n_features, *, seed, n_signal=5, separation=1.5, n_nuisance=0):
@@ -211,6 +214,33 @@ def test_lda_axes_match_sklearn_without_shrinkage():
     np.testing.assert_allclose(cosines, 1.0, atol=1e-8)
     ratio = reducer.lda_eigenvalues_ / reducer.lda_eigenvalues_.sum()
     np.testing.assert_allclose(ratio, sk.explained_variance_ratio_[:6] / sk.explained_variance_ratio_[:6].sum())
+
+
+@pytest.mark.parametrize(("n_samples", "n_features", "shrinkage"), [
+    (400, 20, "auto"), (100, 300, "auto"), (300, 40, 0.3), (200, 15, 0.0),
+])
+def test_lda_axes_are_sklearn_eigen_lda_on_standardised_clips(n_samples, n_features, shrinkage):
+    X, y = make_clips(n_samples, n_features, seed=36)
+    reducer = AudioReducer(n_components=6, shrinkage=shrinkage, whiten=False).fit(X, y)
+    Z = (X - reducer.mean_) / reducer.scale_
+    sk = LinearDiscriminantAnalysis(solver="eigen", shrinkage=reducer.shrinkage_ or None).fit(Z, y)
+    ref = np.linalg.qr(sk.scalings_[:, :6])[0]
+    # the same 6-dim subspace (the reducer orders the axes by their between/within ratio)
+    cosines = np.linalg.svd(ref.T @ np.linalg.qr(reducer.components_.T)[0], compute_uv=False)
+    np.testing.assert_allclose(cosines, 1.0, atol=1e-8)
+    np.testing.assert_allclose(np.linalg.norm(reducer.components_, axis=1), 1.0)
+
+
+@pytest.mark.parametrize("whiten", [True, False])
+def test_pca_mode_is_sklearn_pca_on_standardised_clips(whiten):
+    X, y = make_clips(150, 40, seed=37)
+    reducer = AudioReducer(n_components=10, mode="pca", whiten=whiten).fit(X, y)
+    Z = (X - reducer.mean_) / reducer.scale_
+    ref = PCA(n_components=10, whiten=whiten).fit_transform(Z)
+    out = reducer.transform(X)
+    signs = np.sign(np.sum(out * ref, axis=0))  # each direction up to its sign
+    np.testing.assert_allclose(out, ref * signs, atol=1e-9)
+    np.testing.assert_allclose(reducer.pca_explained_variance_, PCA(n_components=10).fit(Z).explained_variance_)
 
 
 @pytest.mark.parametrize(("n_samples", "n_features"), [(400, 20), (100, 300)])
@@ -472,3 +502,15 @@ def test_feature_names_out():
     X, y = make_clips(100, 10, seed=31)
     reducer = AudioReducer(n_components=3).fit(X, y)
     assert reducer.get_feature_names_out().tolist() == ["audioreducer0", "audioreducer1", "audioreducer2"]
+
+
+@pytest.mark.parametrize("case", ["reducer_lda", "reducer_lda_plain", "reducer_pca", "reducer_none"])
+def test_reducer_files_from_before_load_and_transform_as_before(case):
+    """Files saved by the hand-written reducer (commit 7e49dca) still load and transform the same clips alike."""
+    reducer = AudioReducer.load(LEGACY / f"{case}.npz")
+    clips = np.load(LEGACY / "reducer_input.npy")
+    expected = np.load(LEGACY / f"{case}_expected.npy")
+    np.testing.assert_allclose(reducer.transform(clips), expected, rtol=1e-12, atol=1e-12)
+    assert reducer.n_components_ == expected.shape[1]
+    np.testing.assert_array_equal(AudioReducer.from_arrays(reducer.to_arrays()).transform(clips),
+                                  reducer.transform(clips))

@@ -1,10 +1,13 @@
-"""Frame-sequence streams for end-to-end training (emonet.data.sequence_dataset) on a tiny written store."""
+"""Frame-sequence streams for end-to-end training (emonet.features.datasets.sequence_dataset) on a tiny written store."""
 
 import numpy as np
 import pytest
 
-from emonet.features.inputs import TARGET_MEAN, SplitTable, prepare_faces, sample_indices, sequence_dataset
-from preprocessing.store import ClipFeatures, FeatureStore, StoreWriter, clip_key
+from emonet.features.datasets import sequence_dataset
+from emonet.features.frames import TARGET_MEAN, prepare_faces, sample_indices
+from emonet.features.tables import SplitTable
+from preprocessing.store import ClipFeatures, FeatureStore, clip_key
+from preprocessing.store_writer import StoreWriter
 
 CROP, SIZE, T = 16, 12, 5  # stored crop side, frame side fed to the CNN (px), frames per clip
 

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from preprocessing.errors import StoreError
-from preprocessing.store import ClipFeatures, FeatureStore, StoreWriter, clip_key
+from preprocessing.files import leftover_temporaries
+from preprocessing.store import ClipFeatures, FeatureStore, clip_key
+from preprocessing.store_writer import StoreWriter
 
 PARAMS = {"crop_size": 8, "fps": 25}
 NAMES = ["f0", "f1", "f2"]
@@ -98,10 +100,40 @@ def test_not_a_store(tmp_path):
         FeatureStore(tmp_path / "none.h5")
 
 
+KILLED_MID_WRITE = textwrap.dedent("""
+    import os, signal, sys
+    from preprocessing.files import atomic_path
+    with atomic_path(sys.argv[1]) as tmp:
+        tmp.write_bytes(open(sys.argv[1], "rb").read() if os.path.exists(sys.argv[1]) else b"partial")
+        os.kill(os.getpid(), signal.SIGKILL)   # killed before os.replace, like a commit under kill -9
+""")
+
+
+def test_temporaries_of_a_killed_writer_are_removed_and_others_kept(tmp_path):
+    path, other = tmp_path / "f.h5", tmp_path / "f.v2.h5"
+    writer(path).close()
+    for target in (path, other):
+        killed = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(target)], timeout=60)
+        assert killed.returncode == -signal.SIGKILL
+    left = leftover_temporaries(path)
+    assert len(left) == 1 and len(leftover_temporaries(other)) == 1 and not other.exists()
+    with writer(path) as w:
+        assert w.done == set() and leftover_temporaries(path) == []
+    assert len(leftover_temporaries(other)) == 1  # another store's temporary is not this writer's business
+
+
+def test_store_files_get_the_mode_a_plain_open_gives(tmp_path):
+    path = tmp_path / "f.h5"
+    with writer(path) as w:
+        w.write_clip(clip(0))
+    (tmp_path / "plain").write_bytes(b"")
+    assert path.stat().st_mode == (tmp_path / "plain").stat().st_mode
+
+
 WRITER_LOOP = textwrap.dedent("""
     import sys, numpy as np
     sys.path.insert(0, {tests!r})
-    from preprocessing import store as store_mod
+    from preprocessing import store_writer as store_mod
     from test_store import clip, writer
     store_mod.MIN_COMMIT_BYTES = 1          # commit all the time: the riskiest schedule
     store_mod.COMMIT_RATIO = 0.0
@@ -136,3 +168,4 @@ def test_kill_9_at_any_moment_leaves_a_readable_store_and_resume_completes(tmp_p
         assert json.loads(h5py.File(path, "r").attrs["params"]) == PARAMS
         for i in (0, 199, 399):
             np.testing.assert_array_equal(s.clip(clip(i).key)["faces"][()], clip(i, n_frames=40).arrays["faces"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.h5", "f.h5.lock"]  # no temporary copy is left

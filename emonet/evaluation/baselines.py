@@ -3,7 +3,7 @@
 Every number EmoNet publishes sits next to what simple models reach on the same
 features and split, so a reader can tell what the network adds. :func:`run_baselines`
 fits four models on the training split only and scores them on the test split with
-:func:`emonet.metrics.classification_report`:
+:func:`emonet.evaluation.metrics.classification_report`:
 
 - **majority class**: ``DummyClassifier("most_frequent")``, always the commonest
   training class. Its UAR is ``1 / n_present_classes`` (1/7 with seven classes in the
@@ -223,10 +223,10 @@ def run_baselines(train_X, train_y, test_X, test_y, *, feature_set, seed=0):
     -------
     list of dict
         One row per model in :data:`MODELS` order, JSON-serialisable, ready for
-        :func:`emonet.metrics.ablation_table`: ``name`` (``"k-NN (audio functionals)"``),
+        :func:`emonet.evaluation.metrics.ablation_table`: ``name`` (``"k-NN (audio functionals)"``),
         ``model``, ``feature_set``, ``accuracy``, ``uar``, ``macro_f1``, ``auc_ovo``,
         ``n`` (test clips), ``n_train``, ``proba_source``, ``fit_seconds``, ``notes``
-        (list of str) and ``report`` (the full :func:`~emonet.metrics.classification_report`).
+        (list of str) and ``report`` (the full :func:`~emonet.evaluation.metrics.classification_report`).
     """
     if not isinstance(feature_set, str) or not feature_set.strip():
         raise ConfigError(f"feature_set must be a non-empty name such as 'audio functionals'; received {feature_set!r}")

@@ -6,24 +6,27 @@ look good on accuracy alone. :func:`classification_report` therefore reports, fr
 one set of predicted probabilities,
 
 - **accuracy**: fraction of clips whose arg-max class is the true class;
-- **UAR** (unweighted average recall): the mean over classes of the fraction of that
-  class's clips recognised; chance level is ``1 / n_classes`` whatever the balance;
+- **UAR** (unweighted average recall, :func:`uar`): the mean over classes of the
+  fraction of that class's clips recognised; chance level is ``1 / n_classes``
+  whatever the balance;
 - **macro-F1**: the mean over classes of the per-class F1;
 - **AUC** (Hand & Till 2001, one-vs-one): how well the probabilities *rank* clips,
   independent of the arg-max decision; 0.5 is chance, 1.0 is a perfect ranking;
 - **log-loss**: the mean negative log-probability of the true class, in nats;
 - the **confusion matrix** (rows = true class, columns = predicted class).
 
+Every number is computed by :mod:`sklearn.metrics`; this module fixes the conventions
+(which classes count, what is ``None``) and validates the inputs.
+
 Classes absent from ``y_true``
 ------------------------------
 A class with no clip in ``y_true`` has no recall (0 / 0). It is listed under
 ``"absent_classes"``, its ``recall`` and ``f1`` are ``None``, and it is **excluded**
-from UAR, macro-F1 and AUC (the same as scikit-learn's ``labels=<present classes>``).
+from UAR, macro-F1 and AUC (scikit-learn's ``labels=<present classes>``).
 Predictions *of* an absent class still count as errors in accuracy and in the
 precision of that class (which is then 0.0), and still appear in the confusion matrix.
 
-Pure numpy / scipy / scikit-learn; matplotlib is imported only inside
-:func:`plot_confusion_matrix`, with the non-interactive Agg canvas.
+No matplotlib here: the figures are in :mod:`emonet.evaluation.plots`.
 
 Examples
 --------
@@ -39,25 +42,50 @@ always Angry: UAR 50.0%  accuracy 90.0%  macro-F1 47.4%  AUC 0.50  (n=10)
 """
 
 import math
-import os
-import tempfile
-from pathlib import Path
+import warnings
 
 import numpy as np
-from scipy.stats import rankdata
+from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support, recall_score, roc_auc_score
 
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError
 
-__all__ = ["classification_report", "format_report", "plot_confusion_matrix", "ablation_table",
-           "SUM_TOLERANCE"]
+__all__ = ["classification_report", "uar", "format_report", "ablation_table", "check_classes", "SUM_TOLERANCE"]
 
 #: How far a probability row may sum away from 1 (float32 softmax outputs drift by ~1e-7).
 SUM_TOLERANCE = 1e-3
 
-#: Probabilities are clipped to at least this before the log in the log-loss (float64 eps,
-#: as scikit-learn does), so a confident mistake costs ~36 nats instead of infinity.
-_LOG_EPS = np.finfo(np.float64).eps
+
+def uar(y_true, y_pred, n_classes=len(CLASSES)):
+    """Unweighted average recall: the mean recall over the classes present in ``y_true``.
+
+    Parameters
+    ----------
+    y_true : array-like of int [shape=(n,)]
+        True class ids. Rows whose id is outside ``[0, n_classes)`` (e.g. ``-1`` for an
+        unlabelled clip) are ignored.
+    y_pred : array-like of int [shape=(n,)]
+        Predicted class ids, e.g. ``proba.argmax(axis=1)``.
+    n_classes : int
+        Number of classes; ids ``0 .. n_classes - 1`` are labels.
+
+    Returns
+    -------
+    float
+        In [0, 1]; chance level is ``1 / n_present_classes``. 0.0 when no row is labelled.
+
+    Examples
+    --------
+    >>> uar([0] * 9 + [1], [0] * 10)   # accuracy 0.9, but Disgust is never recognised
+    0.5
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labelled = (y_true >= 0) & (y_true < n_classes)
+    present = np.unique(y_true[labelled])
+    if present.size == 0:
+        return 0.0
+    return float(recall_score(y_true[labelled], y_pred[labelled], labels=present, average="macro",
+                              zero_division=0))
 
 
 def classification_report(y_true, proba, *, classes=CLASSES):
@@ -85,7 +113,8 @@ def classification_report(y_true, proba, *, classes=CLASSES):
           present in ``y_true``, with each row's probabilities renormalised over those
           classes (a row with zero mass on all of them becomes uniform); ``None`` when
           fewer than two classes are present;
-        - ``log_loss`` : float, mean ``-ln proba[i, y_true[i]]`` in nats;
+        - ``log_loss`` : float, mean ``-ln proba[i, y_true[i]]`` in nats (probabilities
+          clipped to ``[eps, 1 - eps]``, float64 eps; rows are not renormalised);
         - ``classes`` : list of str, the class names in id order;
         - ``absent_classes`` : list of str, classes with no clip in ``y_true``;
         - ``per_class`` : ``{name: {"precision", "recall", "f1", "support"}}``; precision
@@ -98,39 +127,32 @@ def classification_report(y_true, proba, *, classes=CLASSES):
     ConfigError
         On shape, dtype or range violations (message names the parameter and value).
     """
-    names = _check_classes(classes)
+    names = check_classes(classes)
     n_classes = len(names)
     y, p = _check_inputs(y_true, proba, n_classes)
-    n = y.shape[0]
     pred = np.argmax(p, axis=1)
+    ids = np.arange(n_classes)
 
-    matrix = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    support = matrix.sum(axis=1)
-    predicted = matrix.sum(axis=0)
-    hits = np.diag(matrix)
+    matrix = confusion_matrix(y, pred, labels=ids)
+    # nan marks 0/0: precision of a class never predicted, recall of an absent class
+    precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=ids, zero_division=np.nan)
     present = np.flatnonzero(support > 0)
+    f1[support == 0] = np.nan  # an absent class that was predicted has F1 0 in sklearn; ours is undefined
 
-    per_class, recalls, f1s = {}, [], []
-    for k, name in enumerate(names):
-        precision = float(hits[k] / predicted[k]) if predicted[k] else None
-        if support[k]:
-            recall = float(hits[k] / support[k])
-            f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
-            recalls.append(recall)
-            f1s.append(f1)
-        else:
-            recall = f1 = None
-        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(support[k])}
+    def defined(value):
+        return None if np.isnan(value) else float(value)
 
+    per_class = {name: {"precision": defined(precision[k]), "recall": defined(recall[k]), "f1": defined(f1[k]),
+                        "support": int(support[k])} for k, name in enumerate(names)}
     return {
-        "n": int(n),
-        "accuracy": float(hits.sum() / n),
-        "uar": float(np.mean(recalls)),
-        "macro_f1": float(np.mean(f1s)),
+        "n": int(y.shape[0]),
+        "accuracy": float(np.trace(matrix) / y.shape[0]),
+        "uar": uar(y, pred, n_classes),
+        "macro_f1": float(np.mean(f1[present])),
         "auc_ovo": _auc_ovo(y, p, present),
-        "log_loss": float(-np.mean(np.log(np.clip(p[np.arange(n), y], _LOG_EPS, None)))),
+        "log_loss": _log_loss(y, p, ids),
         "classes": list(names),
-        "absent_classes": [names[k] for k in range(n_classes) if not support[k]],
+        "absent_classes": [names[k] for k in ids if not support[k]],
         "per_class": per_class,
         "confusion_matrix": matrix.astype(int).tolist(),
     }
@@ -163,10 +185,10 @@ def format_report(report, *, title=""):
     names = list(report["classes"])
     present = len(names) - len(report.get("absent_classes", []))
     auc = "n/a" if report["auc_ovo"] is None else f"{report['auc_ovo']:.2f}"
-    headline = (f"UAR {_pct(report['uar'])}  accuracy {_pct(report['accuracy'])}  "
-                f"macro-F1 {_pct(report['macro_f1'])}  AUC {auc}  (n={report['n']})")
+    headline = (f"UAR {percent(report['uar'])}  accuracy {percent(report['accuracy'])}  "
+                f"macro-F1 {percent(report['macro_f1'])}  AUC {auc}  (n={report['n']})")
     lines = [f"{title}: {headline}" if title else headline]
-    explain = (f"UAR = mean per-class recall (chance {_pct(1 / max(present, 1))} over {present} classes); "
+    explain = (f"UAR = mean per-class recall (chance {percent(1 / max(present, 1))} over {present} classes); "
                f"AUC: 0.5 = chance ranking, 1 = perfect")
     if report.get("log_loss") is not None:
         explain += f"; log-loss {report['log_loss']:.3f} nats"
@@ -176,8 +198,8 @@ def format_report(report, *, title=""):
     lines.append(f"{'class':<{width}}{'precision':>10}{'recall':>8}{'F1':>8}{'support':>9}")
     for name in names:
         row = report["per_class"][name]
-        lines.append(f"{name:<{width}}{_pct(row['precision']):>10}{_pct(row['recall']):>8}"
-                     f"{_pct(row['f1']):>8}{row['support']:>9}")
+        lines.append(f"{name:<{width}}{percent(row['precision']):>10}{percent(row['recall']):>8}"
+                     f"{percent(row['f1']):>8}{row['support']:>9}")
     if report.get("absent_classes"):
         lines.append(f"absent from the true labels (excluded from UAR, macro-F1, AUC): "
                      f"{', '.join(report['absent_classes'])}")
@@ -192,74 +214,6 @@ def format_report(report, *, title=""):
     return "\n".join(lines)
 
 
-def plot_confusion_matrix(matrix, path, *, classes=CLASSES, title=""):
-    """Write the confusion matrix as a PNG: counts in the cells, colours row-normalised.
-
-    Each cell's colour is its count divided by its row total (the fraction of that true
-    class predicted as each class), so rare classes are as readable as common ones; the
-    cell text is the count and that fraction. The file is written to a temporary name in
-    the same folder and renamed, so ``path`` never holds a half-written image.
-
-    Parameters
-    ----------
-    matrix : array-like of int [shape=(K, K)]
-        ``matrix[true][predicted]`` counts, e.g. ``report["confusion_matrix"]``.
-    path : str or os.PathLike
-        Output file; must end in ``.png``. Missing parent folders are created.
-    classes : sequence of str [shape=(K,)]
-        Class names in row/column order.
-    title : str
-        Figure title; empty for none.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    names = _check_classes(classes)
-    counts = np.asarray(matrix)
-    k = len(names)
-    if counts.shape != (k, k):
-        raise ConfigError(f"matrix must have shape ({k}, {k}) to match {k} classes; received shape {counts.shape}")
-    if not np.issubdtype(counts.dtype, np.number) or not np.all(np.isfinite(counts)) or np.any(counts < 0):
-        raise ConfigError(f"matrix must hold finite non-negative counts; received dtype {counts.dtype} "
-                          f"with min {np.min(counts) if counts.size else 'n/a'}")
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"path must end in .png; received {str(path)!r}")
-
-    from matplotlib.figure import Figure  # lazy: keeps matplotlib out of metric-only imports
-
-    totals = counts.sum(axis=1, keepdims=True).astype(float)
-    fractions = np.divide(counts, totals, out=np.zeros((k, k)), where=totals > 0)
-    fig = Figure(figsize=(1.1 * k + 2.4, 1.0 * k + 1.8), dpi=110, layout="constrained")
-    ax = fig.add_subplot()
-    image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
-    for i in range(k):
-        for j in range(k):
-            colour = "white" if fractions[i, j] > 0.55 else "black"
-            label = f"{int(round(counts[i, j]))}" + (f"\n{fractions[i, j]:.0%}" if totals[i, 0] > 0 else "")
-            ax.text(j, i, label, ha="center", va="center", fontsize=8, color=colour)
-    ax.set_xticks(range(k), names, rotation=45, ha="right")
-    ax.set_yticks(range(k), [f"{name} ({int(t)})" for name, t in zip(names, totals[:, 0])])
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class (clips)")
-    if title:
-        ax.set_title(title)
-    fig.colorbar(image, ax=ax, label="fraction of the true class")
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            fig.savefig(out, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def ablation_table(rows):
     """A Markdown table comparing runs, in the order given.
 
@@ -268,7 +222,7 @@ def ablation_table(rows):
     rows : sequence of dict
         Each with ``name`` (str), ``accuracy``, ``uar``, ``macro_f1`` (float in [0, 1])
         and ``n`` (int); an optional ``auc_ovo`` (float or None) fills the AUC column.
-        The rows of :func:`emonet.baselines.run_baselines` qualify as they are.
+        The rows of :func:`emonet.evaluation.baselines.run_baselines` qualify as they are.
 
     Returns
     -------
@@ -294,20 +248,18 @@ def ablation_table(rows):
                 raise ConfigError(f"rows[{i}][{key!r}] must be a fraction in [0, 1]; received {value!r}")
         name = str(row["name"]).replace("|", "\\|")
         auc = row.get("auc_ovo")
-        lines.append(f"| {name} | {row['n']} | {_pct(row['accuracy'])} | {_pct(row['uar'])} | "
-                     f"{_pct(row['macro_f1'])} | {'-' if auc is None else f'{auc:.3f}'} |")
+        lines.append(f"| {name} | {row['n']} | {percent(row['accuracy'])} | {percent(row['uar'])} | "
+                     f"{percent(row['macro_f1'])} | {'-' if auc is None else f'{auc:.3f}'} |")
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- helpers
-
-def _pct(value):
-    """``0.4312 -> '43.1%'``; ``None -> '-'``."""
+def percent(value):
+    """A fraction as a percentage with one decimal: ``0.4312 -> '43.1%'``; ``None -> '-'``."""
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _check_classes(classes):
-    """Return ``classes`` as a tuple of >= 2 distinct strings, or raise :class:`ConfigError`."""
+def check_classes(classes):
+    """Return ``classes`` as a tuple of >= 2 distinct non-empty strings, or raise :class:`ConfigError`."""
     if isinstance(classes, str) or not hasattr(classes, "__iter__"):
         raise ConfigError(f"classes must be a sequence of class names; received {classes!r}")
     names = tuple(classes)
@@ -315,6 +267,8 @@ def _check_classes(classes):
         raise ConfigError(f"classes must be >= 2 distinct non-empty strings; received {names!r}")
     return names
 
+
+# ----------------------------------------------------------------------------- helpers
 
 def _check_inputs(y_true, proba, n_classes):
     """Validate and convert ``y_true`` (int64, (n,)) and ``proba`` (float64, (n, K))."""
@@ -343,32 +297,36 @@ def _check_inputs(y_true, proba, n_classes):
     return y.astype(np.int64), p
 
 
-def _binary_auc(positive, scores):
-    """Mann-Whitney AUC: P(score of a random positive > that of a random negative), ties 1/2."""
-    ranks = rankdata(scores)
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    return (ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+def _log_loss(y, p, ids):
+    """Mean ``-ln p[i, y[i]]`` in nats; ``p`` [shape=(n, K)] rows sum to 1 within :data:`SUM_TOLERANCE`.
+
+    scikit-learn refuses values above 1 and warns about rows that do not sum to 1 to
+    within ~1e-8; our contract is :data:`SUM_TOLERANCE` (float32 softmax rows drift by
+    ~1e-7), so values are capped at 1 and that warning is silenced. Rows are not
+    renormalised, by either.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The y_prob values do not sum to one", category=UserWarning)
+        return float(log_loss(y, np.minimum(p, 1.0), labels=ids))
 
 
 def _auc_ovo(y, p, present):
-    """Hand & Till (2001) M: mean over unordered class pairs (a, b) of (A(a|b) + A(b|a)) / 2.
+    """Hand & Till (2001) M over the ``present`` classes [shape=(m,)], or ``None`` if ``m < 2``.
 
-    ``A(a|b)`` is the AUC of ``p[:, a]`` separating class ``a`` from class ``b`` among the
-    clips of those two classes. ``p`` is first renormalised over the ``present`` columns,
-    which makes the result equal to scikit-learn's
-    ``roc_auc_score(multi_class="ovo", average="macro", labels=present)``.
+    The mean over unordered class pairs (a, b) of (A(a|b) + A(b|a)) / 2, where ``A(a|b)``
+    is the AUC of ``p[:, a]`` separating class ``a`` from class ``b`` among the clips of
+    those two classes. ``p`` [shape=(n, K)] is first renormalised over the ``present``
+    columns (zero mass: uniform), as scikit-learn's one-vs-one AUC requires rows summing
+    to 1. With two classes both directed AUCs equal the binary AUC.
     """
     if present.size < 2:
         return None
     q = p[:, present]
     mass = q.sum(axis=1, keepdims=True)
     q = np.divide(q, mass, out=np.full_like(q, 1.0 / present.size), where=mass > 0)
-    pair_aucs = []
-    for i in range(present.size):
-        for j in range(i + 1, present.size):
-            mask = (y == present[i]) | (y == present[j])
-            is_i = y[mask] == present[i]
-            pair_aucs.append((_binary_auc(is_i, q[mask, i]) + _binary_auc(~is_i, q[mask, j])) / 2)
-    value = float(np.mean(pair_aucs))
+    if present.size == 2:
+        value = roc_auc_score(y == present[1], q[:, 1])
+    else:
+        value = roc_auc_score(y, q, multi_class="ovo", average="macro", labels=present)
+    value = float(value)
     return value if math.isfinite(value) else None

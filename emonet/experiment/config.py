@@ -1,91 +1,135 @@
-"""Run configurations: one YAML file per experiment, strict keys, resolved before training.
+"""Run configurations: one YAML file per experiment, typed, strict keys, resolved before training.
 
-A config file has the sections below; every key has a default except
-``data.root`` (required). Unknown keys are an error, so a typo never silently
-falls back to a default. Relative paths are relative to the config file.
-A ``smoke:`` section may hold overrides of the same shape; ``--smoke`` applies
-them (a quick variant of the same experiment).
+A config file has the sections below (:class:`RunConfig` and its parts); every key has a
+default except ``data.root`` (required). Unknown keys are an error, so a typo never
+silently falls back to a default. Relative paths are relative to the config file.
+A ``smoke:`` section may hold overrides of the same shape; ``--smoke`` applies them
+(a quick variant of the same experiment).
+
+The resolved config is a frozen dataclass tree: ``cfg.model.mode``, ``cfg.train.epochs``.
+A changed copy is made with :meth:`RunConfig.with_changes`; ``cfg.to_dict()`` is the
+plain mapping written to a run's ``config.yaml`` (keys in definition order).
 
 Examples
 --------
 >>> cfg = load_config("experiments/composite_fusion.yaml")   # doctest: +SKIP
->>> cfg["model"]["mode"]                                     # doctest: +SKIP
+>>> cfg.model.mode                                          # doctest: +SKIP
 'fusion'
 """
 
 import copy
-import json
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from preprocessing.errors import ConfigError
 
-#: Every key with its default. ``None`` marks "no default"; ``REQUIRED`` must be given.
+#: Marks the one key without a default.
 REQUIRED = "<required>"
 
-DEFAULTS = {
-    "name": None,               # run name; default: the config file's stem
-    "seed": 0,                  # seeds Python, NumPy and TensorFlow; part of the run folder name
-    "output_dir": "../runs",    # parent of run folders
-    "description": "",
-    "data": {
-        "root": REQUIRED,       # dataset folder (extracted on the way) or an existing .h5 store
-        "layout": "afew",       # folder layout (preprocessing.datasets.LAYOUTS)
-        "store": None,          # feature store path; default: <output_dir>/<root name>_features.h5
-        "train_split": "train",
-        "val_split": "val",
-        "workers": None,        # extraction worker processes (None = CPU count)
-    },
-    "extract": {
-        "crop_size": 64,        # stored face crop side, px
-        "max_frames": 150,      # frames kept per clip (6 s at 25 fps)
-        "detector": "haar",
-        "margin": 0.1,          # border around the face box, fraction of its size per side
-        "keep_frames": False,
-    },
-    "model": {
-        "mode": "fusion",       # fusion | video | audio
-        "image_size": 48,       # frame side fed to ResNet-20, px (crops are resized)
-        "n_frames": 16,         # frames sampled per clip for the LSTM
-        "embedding_dim": 64,    # ResNet-20 output width
-        "lstm_units": 128,
-        "audio_dim": 512,       # reducer output width (capped by the data)
-        "reducer": "lda",       # lda | pca | none
-        "reducer_shrinkage": "auto",  # LDA covariance shrinkage: "auto" (Ledoit-Wolf) or 0..1
-        "reducer_whiten": True,   # scale every reduced axis to unit variance
-        "head_dropout": 0.5,
-    },
-    "train": {
-        "schedule": "two_stage",    # two_stage: frame CNN on single frames, then LSTMs on cached embeddings;
-                                    # end_to_end: ResNet-20 + LSTMs trained together on frame sequences
-                                    # (video branch only; audio and fusion as in two_stage). See docs/DESIGN.md
-        "optimizer": "adam",        # adam | sgd (momentum)
-        "learning_rate": 1.0e-3,
-        "momentum": 0.9,            # sgd only
-        "weight_decay": 1.0e-4,
-        "batch_size": 32,
-        "frame_epochs": 20,         # stage 1: frame CNN on single frames
-        "frames_per_clip": 4,       # stage 1: frames drawn per clip per epoch
-        "epochs": 60,               # stage 2 (or end-to-end) epochs, upper bound
-        "finetune_epochs": 0,       # two_stage only: then fine-tune the video branch end to end (0 = off)
-        "finetune_lr_scale": 0.1,   # fine-tuning learning rate = learning_rate * this
-        "patience": 12,             # early stopping on validation UAR (stage two, end_to_end, finetune);
-                                    # stage one uses half
-        "lr_schedule": "cosine",    # cosine | constant | plateau
-        "class_weights": True,
-        "augment": True,            # crop, flip, brightness on frames
-        "folds": 3,                 # cross-fitting (video and fusion runs): K subject-disjoint video models whose
-                                    # mean is the video branch, and a fusion head trained on out-of-fold branch
-                                    # predictions (see emonet.crossfit); 0 or 1 = one video model, joint fusion
-        "fusion_init": "branches",  # folds 0/1 only -- fusion: train audio-only and video-only models first and fuse their
-                                    # frozen encoders ("branches"), or train the whole model at once ("scratch")
-        "modality_dropout": 0.25,   # stage two: share of training clips whose video or audio is hidden
-        "embedding_noise": 0.3,     # stage two: Gaussian noise on frame embeddings, in embedding std units
-        "audio_noise": 0.5,         # stage two: Gaussian noise on the reduced audio vector, in its std units
-    },
-    "smoke": None,              # overrides for --smoke
-}
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the clips come from and which splits train and validate."""
+    root: str = REQUIRED        # dataset folder (extracted on the way) or an existing .h5 store
+    layout: str = "afew"        # folder layout (preprocessing.datasets.LAYOUTS)
+    store: str | None = None    # feature store path; default: <output_dir>/<root name>_features.h5
+    train_split: str = "train"
+    val_split: str = "val"
+    workers: int | None = None  # extraction worker processes (None = CPU count)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Extraction settings (the keyword arguments of ``ExtractParams``)."""
+    crop_size: int = 64         # stored face crop side, px
+    max_frames: int = 150       # frames kept per clip (6 s at 25 fps)
+    detector: str = "haar"
+    margin: float = 0.1         # border around the face box, fraction of its size per side
+    keep_frames: bool = False
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: mode, sizes, audio reducer."""
+    mode: str = "fusion"        # fusion | video | audio
+    image_size: int = 48        # frame side fed to ResNet-20, px (crops are resized)
+    n_frames: int = 16          # frames sampled per clip for the LSTM
+    embedding_dim: int = 64     # ResNet-20 output width
+    lstm_units: int = 128
+    audio_dim: int = 512        # reducer output width (capped by the data)
+    reducer: str = "lda"        # lda | pca | none
+    reducer_shrinkage: str | float = "auto"  # LDA covariance shrinkage: "auto" (Ledoit-Wolf) or 0..1
+    reducer_whiten: bool = True  # scale every reduced axis to unit variance
+    head_dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The schedule and its hyper-parameters."""
+    schedule: str = "two_stage"  # two_stage: frame CNN on single frames, then LSTMs on cached embeddings;
+                                 # end_to_end: ResNet-20 + LSTMs trained together on frame sequences
+                                 # (video branch only; audio and fusion as in two_stage). See docs/DESIGN.md
+    optimizer: str = "adam"      # adam | sgd (momentum)
+    learning_rate: float = 1.0e-3
+    momentum: float = 0.9        # sgd only
+    weight_decay: float = 1.0e-4
+    batch_size: int = 32
+    frame_epochs: int = 20       # stage 1: frame CNN on single frames
+    frames_per_clip: int = 4     # stage 1: frames drawn per clip per epoch
+    epochs: int = 60             # stage 2 (or end-to-end) epochs, upper bound
+    finetune_epochs: int = 0     # two_stage only: then fine-tune the video branch end to end (0 = off)
+    finetune_lr_scale: float = 0.1  # fine-tuning learning rate = learning_rate * this
+    patience: int = 12           # early stopping on validation UAR (stage two, end_to_end, finetune);
+                                 # stage one uses half
+    lr_schedule: str = "cosine"  # cosine | constant | plateau
+    class_weights: bool = True
+    augment: bool = True         # crop, flip, brightness on frames
+    folds: int = 3               # cross-fitting (video and fusion runs): K subject-disjoint video models whose
+                                 # mean is the video branch, and a fusion head trained on out-of-fold branch
+                                 # predictions (see emonet.training.crossfit); 0 or 1 = one video model, joint fusion
+    fusion_init: str = "branches"  # folds 0/1 only -- fusion: train audio-only and video-only models first and fuse
+                                   # their frozen encoders ("branches"), or train the whole model at once ("scratch")
+    modality_dropout: float = 0.25  # stage two: share of training clips whose video or audio is hidden
+    embedding_noise: float = 0.3    # stage two: Gaussian noise on frame embeddings, in embedding std units
+    audio_noise: float = 0.5        # stage two: Gaussian noise on the reduced audio vector, in its std units
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One experiment: its name and seed (which name the run folder), data, extraction, model and training."""
+    name: str | None = None      # run name; default: the config file's stem
+    seed: int = 0                # seeds Python, NumPy and TensorFlow; part of the run folder name
+    output_dir: str = "../runs"  # parent of run folders
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    smoke: dict | None = None    # overrides for --smoke (None once resolved)
+
+    def to_dict(self):
+        """The plain nested mapping (JSON/YAML-serialisable), keys in definition order."""
+        return dataclasses.asdict(self)
+
+    def with_changes(self, **sections):
+        """A copy with some keys changed: ``cfg.with_changes(model={"mode": "video"}, seed=3)``."""
+        merged = _merge(self.to_dict(), sections, "with_changes")
+        return _build(merged)
+
+
+SECTIONS = {"data": DataConfig, "extract": ExtractConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _defaults():
+    """Every key with its default, as a nested dict (``data.root`` is :data:`REQUIRED`)."""
+    return RunConfig().to_dict()
+
+
+#: Every key with its default (a plain nested dict; ``REQUIRED`` marks ``data.root``).
+DEFAULTS = _defaults()
 
 _CHOICES = {
     ("model", "mode"): ("fusion", "video", "audio"),
@@ -103,6 +147,8 @@ _POSITIVE = {
     ("model", "audio_dim"), ("train", "learning_rate"), ("train", "batch_size"), ("train", "frames_per_clip"),
     ("train", "epochs"), ("train", "finetune_lr_scale"), ("extract", "crop_size"), ("extract", "max_frames"),
 }
+
+_COUNTS = (("train", "frame_epochs"), ("train", "patience"), ("train", "folds"), ("train", "finetune_epochs"))
 
 
 def _merge(defaults, given, source, prefix=""):
@@ -123,6 +169,7 @@ def _merge(defaults, given, source, prefix=""):
 
 
 def _validate(cfg, source):
+    """Check a merged nested dict; raises ConfigError naming the file, the key and the value."""
     for (section, key), choices in _CHOICES.items():
         if cfg[section][key] not in choices:
             raise ConfigError(f"{source}: {section}.{key} must be one of {', '.join(choices)}; "
@@ -131,7 +178,7 @@ def _validate(cfg, source):
         value = cfg[section][key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"{source}: {section}.{key} must be a positive number; received {value!r}")
-    for section, key in [("train", "frame_epochs"), ("train", "patience"), ("train", "folds"), ("train", "finetune_epochs")]:
+    for section, key in _COUNTS:
         value = cfg[section][key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{source}: {section}.{key} must be an integer >= 0; received {value!r}")
@@ -142,6 +189,12 @@ def _validate(cfg, source):
         raise ConfigError(f"{source}: data.root is required (a dataset folder or a .h5 feature store)")
     if not isinstance(cfg["seed"], int) or isinstance(cfg["seed"], bool):
         raise ConfigError(f"{source}: seed must be an integer; received {cfg['seed']!r}")
+
+
+def _build(merged):
+    """A :class:`RunConfig` from a complete nested dict."""
+    top = {k: v for k, v in merged.items() if k not in SECTIONS}
+    return RunConfig(**top, **{name: cls(**merged[name]) for name, cls in SECTIONS.items()})
 
 
 def resolve_config(raw, *, source="config", base_dir=".", smoke=False):
@@ -160,8 +213,8 @@ def resolve_config(raw, *, source="config", base_dir=".", smoke=False):
 
     Returns
     -------
-    dict
-        The resolved configuration (JSON-serialisable).
+    RunConfig
+        The resolved configuration.
     """
     cfg = _merge(DEFAULTS, raw or {}, source)
     if smoke:
@@ -178,23 +231,38 @@ def resolve_config(raw, *, source="config", base_dir=".", smoke=False):
     cfg["data"]["root"] = str((base / cfg["data"]["root"]).resolve())
     if cfg["data"]["store"]:
         cfg["data"]["store"] = str((base / cfg["data"]["store"]).resolve())
-    return cfg
+    return _build(cfg)
 
 
-def load_config(path, *, smoke=False, seed=None):
-    """Read and resolve a YAML run config (see :func:`resolve_config`); ``seed`` overrides the file's."""
+def _read_yaml(path):
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+
+
+def load_config(path, *, smoke=False, seed=None):
+    """Read and resolve a YAML run config (see :func:`resolve_config`); ``seed`` overrides the file's."""
+    raw = _read_yaml(path)
     if seed is not None and isinstance(raw, dict):
         raw = {**raw, "seed": seed}
-    return resolve_config(raw, source=str(path), base_dir=path.parent, smoke=smoke)
+    return resolve_config(raw, source=str(path), base_dir=Path(path).parent, smoke=smoke)
 
 
-def dump_config(cfg, path):
-    """Write a resolved config as YAML (keys in definition order)."""
-    Path(path).write_text(yaml.safe_dump(json.loads(json.dumps(cfg)), sort_keys=False), encoding="utf-8")
+def load_resolved_config(path):
+    """A run folder's ``config.yaml`` (already resolved: absolute paths) as a :class:`RunConfig`.
+
+    Keys a run written by an older version lacks take their defaults; unknown keys are an error.
+    """
+    raw = _read_yaml(path)
+    cfg = _merge(DEFAULTS, raw or {}, str(path))
+    _validate(cfg, str(path))
+    return _build(cfg)
+
+
+def config_yaml(cfg):
+    """The YAML text of a resolved config (keys in definition order), as a run's ``config.yaml`` holds it."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

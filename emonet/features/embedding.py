@@ -7,7 +7,7 @@ import numpy as np
 
 from preprocessing.files import atomic_path
 
-from emonet.features.inputs import prepare_faces
+from emonet.features.frames import prepare_faces
 
 
 #: Frames encoded per predict call (bounded memory for long clips).

@@ -9,6 +9,7 @@ EmotiW-style submission folder with one ``<clip name>.txt`` holding the label.
 import csv
 import io
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -16,15 +17,17 @@ import numpy as np
 
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError, EmonetError, one_line
-from preprocessing.jobs import ExtractParams, extract_clip
+from preprocessing.extraction import ExtractParams, extract_clip
 from preprocessing.faces import make_detector
+
+logger = logging.getLogger(__name__)
 
 #: Output formats. This module imports TensorFlow only when clips are classified,
 #: so ``emonet --help`` can read it cheaply.
 FORMATS = ("table", "json", "csv")
 
 
-def predict_clips(paths, run_dir, *, batch_size=16, progress=True, log=None):
+def predict_clips(paths, run_dir, *, batch_size=16, progress=True):
     """Class probabilities for clip files.
 
     Parameters
@@ -35,9 +38,7 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, log=None):
     batch_size : int
         Clips classified per model call.
     progress : bool
-        Progress bar (clips) on stderr.
-    log : callable, optional
-        Receives one-line skip messages.
+        Progress bar (clips) on stderr. Skipped clips are logged (``skipping <file>: <cause>``).
 
     Returns
     -------
@@ -50,7 +51,6 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, log=None):
     from tqdm import tqdm
 
     from emonet.inference.trained_run import TrainedRun
-    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1; received {batch_size}")
     run = TrainedRun(run_dir)
@@ -77,10 +77,10 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, log=None):
             embeddings = run.encode_faces(arrays["faces"]) if run.needs_video else None
         except EmonetError as exc:
             failures.append((str(path), one_line(str(exc), 400)))
-            log(f"skipping {path}: {_cause(exc, path)}")
+            logger.warning(f"skipping {path}: {_cause(exc, path)}")
             continue
         for note in notes:
-            log(f"note: {path}: {note}")
+            logger.info(f"note: {path}: {note}")
         pending.append({"clip": str(path), "embeddings": embeddings, "audio": arrays["audio_functionals"],
                         "has_audio": bool(attrs["has_audio"] and not attrs["audio_silent"]),
                         "face_rate": attrs["face_rate"]})

@@ -1,34 +1,23 @@
-"""A trained run directory, loaded for inference: reducer, frame encoder, clip model.
+"""A trained run folder, loaded for inference: reducer, frame encoder, clip model.
 
-Layout of a run directory (written by :mod:`emonet.train`)::
-
-    config.yaml         resolved configuration (written before training starts)
-    versions.json       library versions, git commit, machine
-    reducer.npz         audio reducer arrays (never a pickle)
-    frame_encoder.keras ResNet-20 frame encoder (stage one, or taken out of the end-to-end / fine-tuned model)
-    model.keras         clip model on frame-embedding sequences + reduced audio (stage two)
-    ablation/{audio,video}.keras   single-modality models of a fusion run
-    embeddings.h5       per-frame embedding cache of the training store
-    stages/<stage>/     log.csv, state.json, last.keras, best.keras, tensorboard/
-    metrics.json  predictions.csv  confusion_matrix.png  training_curves.png
-
-Everything loads in Keras safe mode; nothing is unpickled.
+The folder's layout is :class:`emonet.experiment.rundir.RunDir`'s. Everything loads in
+Keras safe mode; nothing is unpickled.
 """
 
-import json
-from pathlib import Path
+import dataclasses
 
 import numpy as np
-import yaml
 
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ModelError
 
+from emonet.experiment.rundir import RunDir
 from emonet.features.embedding import embed_faces, read_embedding_cache, reduce_audio
-from emonet.features.inputs import sequence_batch
+from emonet.features.datasets import sequence_batch
+from emonet.features.reducer import AudioReducer
 from emonet.nn.io import load_model
 from emonet.nn.models import modes_needing
-from emonet.features.reducer import AudioReducer
+
 
 class TrainedRun:
     """The inference parts of a run directory.
@@ -46,28 +35,25 @@ class TrainedRun:
     """
 
     def __init__(self, run_dir, *, model_name="model"):
-        self.run_dir = Path(run_dir)
-        config_path = self.run_dir / "config.yaml"
-        if not config_path.is_file():
-            raise ModelError(f"{self.run_dir}: not a run directory (no config.yaml)")
-        self.config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-        self.mode = self.config["model"]["mode"] if model_name == "model" else model_name.split("/")[-1]
-        self.model_path = self.run_dir / f"{model_name}.keras"
+        self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        self.run_dir = self.run.path
+        self.config = self.run.config
+        self.mode = self.config.model.mode if model_name == "model" else model_name.split("/")[-1]
+        self.model_path = self.run.model_file(model_name)
         if not self.model_path.is_file():
             raise ModelError(f"{self.run_dir}: run is incomplete, {self.model_path.name} is missing "
                              f"(training not finished?)")
         self.model = load_model(self.model_path, compile=False)
         self.needs_video, self.needs_audio = modes_needing(self.mode)
-        self.reducer = AudioReducer.load(self.run_dir / "reducer.npz") if self.needs_audio else None
-        self.frame_encoder = load_model(self.run_dir / "frame_encoder.keras", compile=False) \
-            if self.needs_video else None
-        self.image_size = self.config["model"]["image_size"]
-        self.n_frames = self.config["model"]["n_frames"]
+        self.reducer = AudioReducer.load(self.run.reducer_path) if self.needs_audio else None
+        self.frame_encoder = load_model(self.run.frame_encoder_path, compile=False) if self.needs_video else None
+        self.image_size = self.config.model.image_size
+        self.n_frames = self.config.model.n_frames
 
     @property
     def extract_params(self):
         """The extraction settings the run was trained with (dict for ExtractParams)."""
-        return dict(self.config["extract"])
+        return dataclasses.asdict(self.config.extract)
 
     def encode_faces(self, crops):
         """Face crops (T, S, S, 3) uint8 -> per-frame embeddings (T, E) float32."""
@@ -98,13 +84,5 @@ class TrainedRun:
         """Per-frame embeddings of store clips: from the run's cache when it has them, else computed."""
         if not self.needs_video:
             return [np.zeros((0, 1), np.float32) for _ in keys]
-        cached = read_embedding_cache(self.run_dir / "embeddings.h5", store.path, keys)
+        cached = read_embedding_cache(self.run.embeddings_path, store.path, keys)
         return [cached[k] if k in cached else self.encode_faces(store.clip(k)["faces"][()]) for k in keys]
-
-
-def read_metrics(run_dir):
-    """metrics.json of a run as a dict (ModelError if absent)."""
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise ModelError(f"{run_dir}: no metrics.json (run `emonet evaluate {run_dir}` first)")
-    return json.loads(path.read_text())

@@ -23,123 +23,25 @@ trust each branch from those.
   concatenated (14 values) -> (Dense + ReLU + Dropout) x 3 -> Dense, added to the log of
   the pool -> softmax (an untrained correction leaves the pool unchanged).
 
-Functions here are pure model assembly and fold bookkeeping; the training
-stages live in :mod:`emonet.train`.
+Functions here are pure model assembly (the layers they use live in
+:mod:`emonet.nn.layers`); the fold assignment and the fit of ``alpha`` are in
+:mod:`emonet.training.folds`, the training stages in :mod:`emonet.training.crossfit`.
 """
-
-import re
 
 import keras
 import numpy as np
-import scipy.optimize
-from keras import layers, ops
+from keras import layers
 
 from preprocessing.constants import CLASSES
-from preprocessing.errors import ConfigError
 
-from emonet.nn.models import OUTPUT_NAME
-
-#: Probability floor before the log: log-probabilities lie in [log(1e-4), 0] = [-9.2, 0].
-PROBABILITY_FLOOR = 1e-4
+from emonet.nn.layers import PROBABILITY_FLOOR, BranchPool, FeatureSlice, HasInput, LogProbability
+from emonet.nn.names import OUTPUT_NAME
 
 #: Log-probability inputs of the fusion head.
 HEAD_INPUTS = ("video_logp", "audio_logp")
 
 #: Presence inputs of the fusion head: 1.0 when the clip has a face (video) / audio, else 0.0.
 PRESENCE_INPUTS = ("has_video", "has_audio")
-
-_SEQUENCE_SUFFIX = re.compile(r"_\d+$")
-
-
-def person_of(subject):
-    """The person behind a subject id: a trailing ``_<digits>`` sequence number is dropped.
-
-    CK+ names sequences ``S005_001`` (subject 5, sequence 1); two sequences of one
-    person must fall in the same fold.
-
-    >>> person_of("ck:S005_001"), person_of("jaffe:KA"), person_of(None)
-    ('ck:S005', 'jaffe:KA', None)
-    """
-    if not subject:
-        return None
-    return _SEQUENCE_SUFFIX.sub("", str(subject))
-
-
-def group_folds(groups, n_folds, *, seed=0):
-    """Assign clips to ``n_folds`` folds so that no group (person) spans two folds.
-
-    Groups are placed largest first (ties in a seeded random order) into the fold
-    holding the fewest clips so far, which keeps folds within one group's size of
-    each other. Clips without a group (``None``) are their own group each.
-
-    Parameters
-    ----------
-    groups : sequence of str or None, length n
-    n_folds : int >= 2
-    seed : int
-
-    Returns
-    -------
-    np.ndarray [shape=(n,), dtype=int64]
-        Fold index of each clip, in ``0 .. n_folds - 1``.
-
-    Raises
-    ------
-    ConfigError
-        Fewer distinct groups than folds.
-    """
-    if n_folds < 2:
-        raise ConfigError(f"group_folds: n_folds must be >= 2; received {n_folds}")
-    keys = [str(g) if g else f"\0clip{i}" for i, g in enumerate(groups)]
-    names, inverse, counts = np.unique(np.array(keys, dtype=object), return_inverse=True, return_counts=True)
-    if len(names) < n_folds:
-        raise ConfigError(f"cross-fitting needs at least {n_folds} distinct subjects/speakers; "
-                          f"the training split has {len(names)}")
-    tiebreak = np.random.default_rng(seed).permutation(len(names))
-    order = np.lexsort((tiebreak, -counts))
-    fold_of_group = np.zeros(len(names), np.int64)
-    sizes = np.zeros(n_folds, np.int64)
-    for g in order:
-        target = int(np.argmin(sizes))
-        fold_of_group[g] = target
-        sizes[target] += counts[g]
-    return fold_of_group[inverse]
-
-
-@keras.saving.register_keras_serializable(package="emonet")
-class LogProbability(layers.Layer):
-    """``log(max(p, floor))``: probabilities (B, C) -> log-probabilities (B, C) in [log floor, 0]."""
-
-    def __init__(self, *, floor=PROBABILITY_FLOOR, **kwargs):
-        super().__init__(**kwargs)
-        self.floor = float(floor)
-
-    def call(self, probabilities):
-        return ops.log(ops.maximum(probabilities, self.floor))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "floor": self.floor}
-
-
-@keras.saving.register_keras_serializable(package="emonet")
-class FeatureSlice(layers.Layer):
-    """Last-axis slice ``x[..., start:stop]``: (B, ..., D) -> (B, ..., stop - start)."""
-
-    def __init__(self, *, start, stop, **kwargs):
-        super().__init__(**kwargs)
-        self.start, self.stop = int(start), int(stop)
-
-    def call(self, x):
-        return x[..., self.start:self.stop]
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.stop - self.start,)
-
-    def get_config(self):
-        return {**super().get_config(), "start": self.start, "stop": self.stop}
 
 
 def join_frame_encoders(encoders, *, name="frame_encoder"):
@@ -192,106 +94,11 @@ def build_video_ensemble(video_models, *, n_frames, embedding_dim, name="video_b
     return keras.Model({"frame_embeddings": embeddings, "frame_mask": mask}, mean, name=name)
 
 
-def fit_pool_weight(video_probabilities, audio_probabilities, labels, *, sample_weight=None):
-    """Video weight ``alpha`` of the pool ``alpha * p_video + (1 - alpha) * p_audio`` that fits ``labels`` best.
-
-    Maximum likelihood (weighted mean log-probability of the true class) over ``alpha`` in
-    [0, 1]; meant for *out-of-fold* branch predictions of the training clips that have both
-    a face and audio, so the weight reflects how the branches do on faces and voices they
-    never saw.
-
-    Parameters
-    ----------
-    video_probabilities, audio_probabilities : array [shape=(n, C)]
-        Rows sum to 1.
-    labels : array of int [shape=(n,)]
-    sample_weight : array [shape=(n,)], optional
-        E.g. class weights, so that every class counts alike (as UAR does).
-
-    Returns
-    -------
-    float
-        ``alpha`` in [0, 1]; 1.0 (video alone) when ``n`` is 0.
-    """
-    if len(labels) == 0:
-        return 1.0
-    rows = np.arange(len(labels))
-    p_video = np.asarray(video_probabilities, np.float64)[rows, labels]
-    p_audio = np.asarray(audio_probabilities, np.float64)[rows, labels]
-    weight = np.ones(len(labels)) if sample_weight is None else np.asarray(sample_weight, np.float64)
-
-    def negative_log_likelihood(alpha):
-        pooled = np.maximum(alpha * p_video + (1.0 - alpha) * p_audio, PROBABILITY_FLOOR)
-        return -np.average(np.log(pooled), weights=weight)
-
-    result = scipy.optimize.minimize_scalar(negative_log_likelihood, bounds=(0.0, 1.0), method="bounded",
-                                            options={"xatol": 1e-4})
-    return float(result.x)
-
-
-@keras.saving.register_keras_serializable(package="emonet")
-class HasInput(layers.Layer):
-    """1.0 for rows with any non-zero entry, else 0.0: (B, ...) -> (B, 1).
-
-    A frame mask of zeros means no face was found; an audio vector of zeros is how
-    :func:`emonet.run.reduce_audio` writes a clip without (or with silent) audio.
-    """
-
-    def call(self, x):
-        flat = ops.reshape(x, (ops.shape(x)[0], -1))
-        return ops.cast(ops.any(ops.not_equal(flat, 0.0), axis=-1, keepdims=True), "float32")
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], 1)
-
-
-@keras.saving.register_keras_serializable(package="emonet")
-class BranchPool(layers.Layer):
-    """Log of the linear opinion pool of the branches that have input: -> (B, C) log-probabilities.
-
-    ``log(w_v * p_video + w_a * p_audio)`` with ``w_v = alpha * has_video / s``,
-    ``w_a = (1 - alpha) * has_audio / s`` and ``s`` their sum before normalising: a clip
-    without audio gets the video branch alone, a clip without a face the audio branch
-    alone (with neither, both in the ratio ``alpha``). ``alpha`` is a fixed,
-    non-trainable weight, set from out-of-fold predictions by :func:`fit_pool_weight`;
-    1.0 (the default) is the video branch alone.
-
-    Why a pool and not a product of experts: a product lets a confidently wrong branch
-    veto the other (an audio probability at the 1e-4 floor costs 9.2 nats); measured on
-    Val_AFEW, the product scored below the pool in both runs compared, and once below video
-    alone (docs/DESIGN.md, section "Fusion").
-    """
-
-    def __init__(self, *, alpha=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.initial_alpha = float(alpha)
-
-    def build(self, input_shape):
-        self.alpha = self.add_weight(name="alpha", shape=(), trainable=False,
-                                     initializer=keras.initializers.Constant(self.initial_alpha))
-
-    def call(self, inputs):
-        video_logp, audio_logp, has_video, has_audio = inputs
-        w_video, w_audio = self.alpha * has_video, (1.0 - self.alpha) * has_audio
-        total = w_video + w_audio
-        neither = ops.cast(ops.equal(total, 0.0), "float32")
-        w_video = (1.0 - neither) * w_video / ops.maximum(total, 1e-12) + neither * self.alpha
-        w_audio = (1.0 - neither) * w_audio / ops.maximum(total, 1e-12) + neither * (1.0 - self.alpha)
-        pooled = w_video * ops.exp(video_logp) + w_audio * ops.exp(audio_logp)
-        return ops.log(ops.maximum(pooled, PROBABILITY_FLOOR))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
-
-    def get_config(self):
-        return {**super().get_config(), "alpha": self.initial_alpha}
-
-
 def build_fusion_head(*, units=(256, 128, 64), dropout=0.5, alpha=1.0, n_classes=len(CLASSES),
                       name="fusion_head"):
     """The stacked fusion head: branch log-probabilities and presence flags -> class probabilities.
 
-    ``softmax(log pool + correction)``: the pool is :class:`BranchPool` (weight
+    ``softmax(log pool + correction)``: the pool is :class:`emonet.nn.layers.BranchPool` (weight
     ``alpha`` on the video branch); the correction is the design card's fusion MLP,
     concatenation (B, 14) -> (Dense + ReLU + Dropout) per entry of ``units`` -> Dense
     (B, n_classes). The last Dense starts at zero, so an untrained head returns the pool
@@ -321,13 +128,13 @@ def build_fusion_head(*, units=(256, 128, 64), dropout=0.5, alpha=1.0, n_classes
 
 
 def set_pool_weight(head, alpha):
-    """Set the video weight of a fusion head's :class:`BranchPool` (in place)."""
+    """Set the video weight of a fusion head's :class:`emonet.nn.layers.BranchPool` (in place)."""
     pool = next(layer for layer in head.layers if isinstance(layer, BranchPool))
     pool.alpha.assign(float(alpha))
 
 
 def pool_weight(head):
-    """The video weight ``alpha`` of a fusion head's :class:`BranchPool`."""
+    """The video weight ``alpha`` of a fusion head's :class:`emonet.nn.layers.BranchPool`."""
     pool = next(layer for layer in head.layers if isinstance(layer, BranchPool))
     return float(keras.ops.convert_to_numpy(pool.alpha))
 
@@ -353,5 +160,5 @@ def build_stacked_fusion(video_branch, audio_branch, head, *, name="emonet"):
 
 
 def log_probabilities(probabilities):
-    """NumPy twin of :class:`LogProbability`: (n, 7) -> (n, 7) float32."""
+    """NumPy twin of :class:`emonet.nn.layers.LogProbability`: (n, 7) -> (n, 7) float32."""
     return np.log(np.maximum(np.asarray(probabilities, np.float32), PROBABILITY_FLOOR))

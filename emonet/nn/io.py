@@ -7,8 +7,8 @@ import keras
 from preprocessing.errors import ModelError, one_line
 from preprocessing.files import atomic_path
 
-# Importing these modules registers every custom layer a saved model may hold.
-from emonet.nn import fusion, models  # noqa: F401
+# Importing this module registers every custom layer a saved model may hold (``emonet>ClassName``).
+from emonet.nn import layers  # noqa: F401
 
 
 def save_model_atomically(model, path):

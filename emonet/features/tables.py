@@ -1,0 +1,100 @@
+"""The clips of a split, in memory: keys, labels, per-clip facts, audio functionals, face crops.
+
+Small tables read from the feature store index (:class:`SplitTable`), the audio
+functionals of some clips (:func:`audio_matrix`) and the face crops of one clip
+(:func:`clip_frames`, for prediction and the embedding cache).
+
+Examples
+--------
+>>> with FeatureStore("features.h5") as store:       # doctest: +SKIP
+...     table = SplitTable(store, "train")
+...     X = audio_matrix(store, table.keys)          # (n, D) float64
+"""
+
+import copy
+
+import numpy as np
+
+from emonet.features.frames import sample_indices
+from preprocessing.constants import CLASSES
+from preprocessing.errors import StoreError
+
+__all__ = ["SplitTable", "audio_matrix", "clip_frames"]
+
+
+class SplitTable:
+    """The clips of one split of a store: keys, labels and per-clip facts (small, in memory).
+
+    Parameters
+    ----------
+    store : preprocessing.store.FeatureStore
+    split : str
+    labelled : bool
+        Require a label on every clip (training and evaluation).
+
+    Attributes
+    ----------
+    keys : list of str
+    labels : np.ndarray [shape=(n,), dtype=int64], -1 where unknown
+    has_audio : np.ndarray [shape=(n,), dtype=bool], False for absent or silent audio
+    n_frames : np.ndarray [shape=(n,), dtype=int64]
+    speakers, subjects : list of str
+    """
+
+    def __init__(self, store, split, *, labelled=True):
+        rows = store.index(split=split)
+        if not rows:
+            raise StoreError(f"{store.path}: no clips in split {split!r}")
+        self.split = split
+        self.keys = [r["key"] for r in rows]
+        self.labels = np.array([r["label_index"] for r in rows], np.int64)
+        if labelled and (self.labels < 0).any():
+            missing = self.keys[int(np.argmax(self.labels < 0))]
+            raise StoreError(f"{store.path}: clip {missing!r} of split {split!r} has no label")
+        self.has_audio = np.array([bool(r["has_audio"]) and not r["audio_silent"] for r in rows])
+        self.n_frames = np.array([r["n_frames"] for r in rows], np.int64)
+        self.speakers = [r["speaker"] for r in rows]
+        self.subjects = [r["subject"] for r in rows]
+        self.sources = [r["source"] for r in rows]
+
+    def __len__(self):
+        return len(self.keys)
+
+    def subset(self, keep):
+        """The same table restricted to the clips where ``keep`` (bool, shape (n,)) is true, in order."""
+        keep = np.asarray(keep, bool)
+        part = copy.copy(self)
+        index = np.flatnonzero(keep)
+        part.keys = [self.keys[i] for i in index]
+        for name in ("speakers", "subjects", "sources"):
+            setattr(part, name, [getattr(self, name)[i] for i in index])
+        for name in ("labels", "has_audio", "n_frames"):
+            setattr(part, name, getattr(self, name)[index])
+        return part
+
+    def class_counts(self):
+        """Clips per class, shape (7,)."""
+        return np.bincount(self.labels[self.labels >= 0], minlength=len(CLASSES))
+
+    def class_weights(self):
+        """``{class: n / (n_present * count)}`` for present classes (balanced weighting)."""
+        counts = self.class_counts()
+        present = counts > 0
+        weights = np.zeros(len(CLASSES))
+        weights[present] = counts.sum() / (present.sum() * counts[present])
+        return {i: float(w) for i, w in enumerate(weights)}
+
+
+def audio_matrix(store, keys):
+    """Audio functionals of ``keys``, shape (n, D) float64 (small: read fully)."""
+    return np.stack([store.clip(k)["audio_functionals"][()] for k in keys]).astype(np.float64)
+
+
+def clip_frames(group, *, max_frames=None):
+    """All face crops of a clip (or ``max_frames`` spread uniformly), shape (T, S, S, 3) uint8."""
+    faces = group["faces"]
+    n = faces.shape[0]
+    if max_frames is None or n <= max_frames:
+        return faces[()]
+    index, _ = sample_indices(n, max_frames)
+    return faces[np.unique(index)]

@@ -1,0 +1,145 @@
+"""The stages before the clip models: the audio reducer, stage one (the frame encoder), the embedding cache.
+
+Every stage reads a :class:`emonet.training.context.RunContext` and writes into its run
+folder; a stage whose output exists is skipped (resume), except the reducer, which is
+fitted again in seconds.
+"""
+
+import time
+import warnings
+
+import numpy as np
+
+from emonet.evaluation.metrics import uar
+from emonet.features.datasets import frame_dataset
+from emonet.features.embedding import embed_faces, read_embedding_cache, reduce_audio, write_embedding_cache
+from emonet.features.frames import prepare_faces, sample_indices
+from emonet.features.reducer import AudioReducer
+from emonet.features.tables import audio_matrix, clip_frames
+from emonet.nn.io import load_model, save_model_atomically
+from emonet.nn.resnet import build_frame_classifier, build_resnet20
+
+#: Frames per validation clip scored in stage one (centred segment sampling).
+VAL_FRAMES_PER_CLIP = 4
+
+
+class ReducerStage:
+    """The audio reducer, fitted on the training clips with audio (``reducer.npz``, ``reducer_warnings.json``)."""
+
+    def __init__(self, context):
+        self.context = context
+
+    def run(self):
+        """Fit and save the reducer.
+
+        Returns
+        -------
+        train, val : np.ndarray [shape=(n_train, d)], [shape=(n_val, d)] float32
+            Reduced audio functionals of the training and validation clips (zeros without audio).
+        """
+        ctx, model_cfg = self.context, self.context.cfg.model
+        train_x = audio_matrix(ctx.store, ctx.train_table.keys)
+        val_x = audio_matrix(ctx.store, ctx.val_table.keys)
+        has = ctx.train_table.has_audio
+        reducer = AudioReducer(n_components=model_cfg.audio_dim, mode=model_cfg.reducer,
+                               shrinkage=model_cfg.reducer_shrinkage, whiten=model_cfg.reducer_whiten)
+        with warnings.catch_warnings(record=True):  # caps are logged from reducer.warnings_ below
+            warnings.simplefilter("always")
+            reducer.fit(train_x[has], ctx.train_table.labels[has])
+        for message in reducer.warnings_:
+            ctx.log.info(f"reducer: {message}")
+        reducer.save(ctx.run.reducer_path)
+        ctx.run.write_json(ctx.run.reducer_warnings_path, reducer.warnings_)
+        ctx.log.info(f"audio reducer ({model_cfg.reducer}): {train_x.shape[1]} -> {reducer.n_components_} dims "
+                     f"(fitted on {int(has.sum())} training clips)")
+        return (reduce_audio(reducer, train_x, ctx.train_table.has_audio),
+                reduce_audio(reducer, val_x, ctx.val_table.has_audio))
+
+
+class FrameEncoderStage:
+    """Stage one of the two-stage schedule: ResNet-20 + softmax on single face frames (``stages/frames``).
+
+    Each epoch draws ``train.frames_per_clip`` frames per training clip (augmented); validation
+    scores :data:`VAL_FRAMES_PER_CLIP` centred frames per clip, averaged per clip. Early stopping
+    uses half the run's patience (at least 3). The best epoch's encoder is ``frame_encoder.keras``.
+    """
+
+    def __init__(self, context):
+        self.context = context
+
+    def run(self):
+        """Train (or load, on resume) the frame encoder: (B, S, S, 3) float32 -> (B, E)."""
+        ctx = self.context
+        model_cfg, train = ctx.cfg.model, ctx.cfg.train
+        target = ctx.run.frame_encoder_path
+        if target.exists():
+            ctx.log.info("frames: frame encoder already trained (resume)")
+            return load_model(target, compile=False)
+        encoder = build_resnet20(image_size=model_cfg.image_size, embedding_dim=model_cfg.embedding_dim)
+        classifier = build_frame_classifier(encoder)
+        loop = ctx.stage_loop(classifier, "frames", epochs=train.frame_epochs, patience=max(3, train.patience // 2))
+        classifier = loop.resume_model(classifier)
+        if loop.done:
+            best = loop.best_model()
+        else:
+            dataset = frame_dataset(ctx.store.path, ctx.train_table, frames_per_clip=train.frames_per_clip,
+                                    image_size=model_cfg.image_size, batch_size=train.batch_size,
+                                    augment=train.augment, seed=ctx.cfg.seed)
+            val_frames = self.val_frames()
+
+            def score(model):
+                proba = np.asarray(model.predict(val_frames, batch_size=256, verbose=0))
+                clip_proba = proba.reshape(len(ctx.val_table), VAL_FRAMES_PER_CLIP, -1).mean(axis=1)
+                return uar(ctx.val_table.labels, clip_proba.argmax(axis=1))
+
+            best = loop.fit(classifier, dataset, score, class_weight=ctx.class_weight, shuffle=False)
+        encoder = best.get_layer("frame_encoder")
+        save_model_atomically(encoder, target)
+        ctx.log.info(f"frames: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']}")
+        return encoder
+
+    def val_frames(self):
+        """:data:`VAL_FRAMES_PER_CLIP` centred face crops per validation clip, ready for the CNN.
+
+        Returns
+        -------
+        np.ndarray [shape=(n_val * VAL_FRAMES_PER_CLIP, S, S, 3), dtype=float32]
+        """
+        ctx = self.context
+        crops = []
+        for key in ctx.val_table.keys:
+            faces = ctx.store.clip(key)["faces"]
+            index, _ = sample_indices(faces.shape[0], VAL_FRAMES_PER_CLIP)
+            picked = faces[()][index] if faces.shape[0] else np.zeros((VAL_FRAMES_PER_CLIP,) + faces.shape[1:],
+                                                                      np.uint8)
+            crops.append(picked)
+        return np.asarray(prepare_faces(np.concatenate(crops), ctx.cfg.model.image_size))
+
+
+class EmbeddingCache:
+    """``embeddings.h5``: every frame of the cached clips embedded once by the frame encoder."""
+
+    def __init__(self, context):
+        self.context = context
+
+    def build(self, encoder):
+        """Embed the context's ``cache_keys`` with ``encoder`` (or read them back, on resume).
+
+        Returns
+        -------
+        dict
+            ``{key: (T_i, E) float32}``.
+        """
+        ctx = self.context
+        keys, path = ctx.cache_keys, ctx.run.embeddings_path
+        cached = read_embedding_cache(path, ctx.store.path, keys)
+        if cached and len(cached) == len(keys):
+            ctx.log.info("cache: frame embeddings already cached (resume)")
+            return cached
+        start = time.perf_counter()
+        out = {key: embed_faces(encoder, clip_frames(ctx.store.clip(key)), ctx.cfg.model.image_size)
+               for key in keys}
+        write_embedding_cache(path, ctx.store.path, out)
+        n = sum(len(e) for e in out.values())
+        ctx.log.info(f"cache: {n} frames of {len(keys)} clips embedded in {time.perf_counter() - start:.0f} s")
+        return out

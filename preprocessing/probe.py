@@ -1,0 +1,206 @@
+"""ffmpeg discovery and probing: which binary, and what streams a clip holds.
+
+Every clip goes through one ffmpeg binary: the system ``ffmpeg`` when it is on
+``PATH``, else the static binary shipped in the ``imageio-ffmpeg`` wheel, so
+``pip install -r requirements.txt`` alone is enough. That binary has no
+ffprobe, so :func:`probe` parses what ``ffmpeg -i`` prints about the input.
+Decoding is :mod:`preprocessing.media`, which re-exports these names.
+
+Examples
+--------
+>>> info = probe("clip.mp4")                         # doctest: +SKIP
+>>> info.duration, info.has_video, info.has_audio    # doctest: +SKIP
+(3.0, True, True)
+"""
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from .errors import MediaError, one_line
+
+#: Environment variable that overrides the ffmpeg binary (a path).
+FFMPEG_ENV = "EMONET_FFMPEG"
+
+def ffmpeg_binary():
+    """Return the path of the ffmpeg executable to use.
+
+    Order: ``$EMONET_FFMPEG`` if set, the system ``ffmpeg`` on ``PATH``, else
+    the static binary of the ``imageio-ffmpeg`` wheel.
+
+    Raises
+    ------
+    MediaError
+        If none of these exists.
+    """
+    override = os.environ.get(FFMPEG_ENV)
+    if override:
+        if not (os.path.isfile(override) and os.access(override, os.X_OK)):
+            raise MediaError(f"{FFMPEG_ENV}={override}: not an executable file")
+        return override
+    system = shutil.which("ffmpeg")
+    if system:
+        return system
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as exc:
+        raise MediaError(f"ffmpeg: not on PATH and imageio-ffmpeg has no binary ({exc})") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaInfo:
+    """What ffmpeg reports about a clip.
+
+    Attributes
+    ----------
+    path : str
+    duration : float or None
+        Container duration in seconds (``None`` if ffmpeg reports ``N/A``).
+    has_video, has_audio : bool
+        Whether a decodable video / audio stream exists (cover art excluded).
+    width, height : int
+        Display size in pixels after rotation and sample-aspect correction
+        (0 without video).
+    fps : float or None
+        Nominal source frame rate (frames per second).
+    rotation : int
+        Display rotation in degrees (0, 90, 180 or 270); ffmpeg applies it
+        while decoding.
+    video_codec, audio_codec : str or None
+    sample_rate : int or None
+        Source audio rate in Hz.
+    """
+
+    path: str
+    duration: float | None
+    has_video: bool
+    has_audio: bool
+    width: int = 0
+    height: int = 0
+    fps: float | None = None
+    rotation: int = 0
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    sample_rate: int | None = None
+
+
+_DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_VIDEO = re.compile(r"Stream #\S+.*?: Video: (\w+)(.*)")
+_AUDIO = re.compile(r"Stream #\S+.*?: Audio: (\w+)(.*)")
+_SIZE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
+_SAR = re.compile(r"SAR (\d+):(\d+)")
+_FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
+_RATE = re.compile(r"(\d+) Hz")
+_ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
+
+
+def check_readable(path):
+    """Raise :class:`MediaError` unless ``path`` is an existing, readable, non-empty file.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if path.is_dir():
+        raise MediaError(f"{path}: is a directory, not a media file")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if not head:
+        raise MediaError(f"{path}: empty file (0 bytes)")
+    return path
+
+
+def probe(path):
+    """Describe the streams of a clip without ffprobe.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    MediaInfo
+
+    Raises
+    ------
+    MediaError
+        If the file is missing, empty, unreadable, not a media file, or has
+        neither a video nor an audio stream.
+    """
+    path = check_readable(path)
+    cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, timeout=120)
+    text = proc.stderr.decode("utf-8", "replace")
+    if "Input #0" not in text:
+        raise MediaError(f"{path}: not a readable media file ({ffmpeg_cause(text)})")
+    duration = None
+    match = _DURATION.search(text)
+    if match:
+        h, m, s = match.groups()
+        duration = int(h) * 3600 + int(m) * 60 + float(s)
+    info = {"path": str(path), "duration": duration, "has_video": False, "has_audio": False}
+    for line in text.splitlines():
+        video = _VIDEO.search(line)
+        if video and not info["has_video"] and "attached pic" not in line:
+            info.update(has_video=True, video_codec=video.group(1), **_video_geometry(video.group(2)))
+            continue
+        audio = _AUDIO.search(line)
+        if audio and not info["has_audio"]:
+            rate = _RATE.search(audio.group(2))
+            info.update(has_audio=True, audio_codec=audio.group(1),
+                        sample_rate=int(rate.group(1)) if rate else None)
+    rotation = _ROTATION.search(text)
+    if rotation and info["has_video"]:
+        degrees = int(round(-float(rotation.group(1)))) % 360
+        info["rotation"] = degrees
+        if degrees in (90, 270):
+            info["width"], info["height"] = info["height"], info["width"]
+    if not info["has_video"] and not info["has_audio"]:
+        raise MediaError(f"{path}: no video or audio stream")
+    return MediaInfo(**info)
+
+
+def _video_geometry(details):
+    """Parse size, sample aspect ratio and frame rate from a ``Video:`` stream line."""
+    geometry = {}
+    size = _SIZE.search(details)
+    if size:
+        width, height = int(size.group(1)), int(size.group(2))
+        sar = _SAR.search(details)
+        if sar and int(sar.group(1)) > 0 and int(sar.group(2)) > 0:
+            width = int(round(width * int(sar.group(1)) / int(sar.group(2))))
+        geometry.update(width=width, height=height)
+    rate = _FPS.search(details)
+    if rate:
+        geometry["fps"] = float(rate.group(1)) * (1000 if rate.group(2) else 1)
+    return geometry
+
+
+def ffmpeg_cause(stderr):
+    """The last meaningful lines of ffmpeg's stderr, on one line."""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    noise = ("At least one output file must be specified", "Use -h to get full help", "Error opening input file",
+             "Error opening input files", "Error opening input:")
+    lines = []
+    for line in stderr.splitlines():
+        line = _CONTEXT_TAG.sub("", line).strip()
+        if line and not any(n in line for n in noise) and line not in lines:
+            lines.append(line)
+    if not lines:  # only generic lines: keep the last of them
+        generic = [_CONTEXT_TAG.sub("", ln).strip() for ln in stderr.splitlines() if ln.strip()]
+        lines = generic[-1:]
+    return one_line("\n".join(lines))
+
+
+_CONTEXT_TAG = re.compile(r"^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)+")

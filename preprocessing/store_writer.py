@@ -1,0 +1,245 @@
+"""The single writer of a feature store (layout: :mod:`preprocessing.store`).
+
+Crash safety (why the file is never written in place)
+-----------------------------------------------------
+HDF5 is not journaled: a process killed while it modifies a file can leave the
+whole file unreadable. So the committed file is *only ever replaced
+atomically*. Finished clips are first written as small shard files in
+``features.h5.pending/`` (written under a temporary name, fsync'ed, then
+renamed, so a shard is either complete or absent). A commit copies the store,
+appends the pending shards to the copy, fsyncs it and ``os.replace``-s it over
+the store; only then are the shards deleted. A kill -9 at any moment
+therefore leaves (a) the last committed store, which opens and reads, and (b)
+complete shards that the next run merges first. Commits happen when the
+pending bytes reach half the store's size (so total copying stays linear in
+the final size) and when the job ends.
+
+Every temporary-then-replace write (the new store, each shard, each commit)
+goes through :func:`preprocessing.files.atomic_path`.
+
+Examples
+--------
+>>> with StoreWriter("features.h5", params={}, versions={}, audio_feature_names=[]) as writer:  # doctest: +SKIP
+...     writer.write_clip(clip)        # a ClipFeatures; durable once this returns
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .constants import CLASSES
+from .errors import StoreError
+from .files import atomic_path, fsync_path, leftover_temporaries
+from .store import STORE_FORMAT, check_output_path, pending_dir, shard_paths
+
+#: Commit pending shards once they hold at least this many bytes ...
+MIN_COMMIT_BYTES = 64 * 2**20
+#: ... and at least this share of the committed store's size.
+COMMIT_RATIO = 0.5
+
+_COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+
+
+class StoreWriter:
+    """The single writer of a store: crash-safe appends, resume and failure records.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store file; created if absent.
+    params : dict
+        Extraction parameters (JSON-serialisable). An existing store built
+        with different parameters is refused.
+    versions : dict
+        Library versions, stored for provenance.
+    audio_feature_names : list of str
+        Names of the audio functionals vector.
+
+    Raises
+    ------
+    StoreError
+        Unwritable path, another writer holds the lock, or parameter mismatch.
+    """
+
+    def __init__(self, path, *, params, versions, audio_feature_names):
+        self.path = check_output_path(path)
+        self.params = dict(params)
+        self._lock = self._acquire_lock()
+        self.pending = pending_dir(self.path)
+        try:
+            if self.path.exists():
+                self._check_existing()
+            else:
+                self._create(versions, audio_feature_names)
+            self.pending.mkdir(exist_ok=True)
+            # half-written shards, new stores or commit copies of a killed run (".tmp-commit": older versions)
+            stale = list(self.pending.glob("*.tmp")) + leftover_temporaries(self.path) + [
+                Path(str(self.path) + ".tmp-commit")]
+            for leftover in stale:
+                leftover.unlink(missing_ok=True)
+            self.done = self._committed_keys() | {key for key, kind in self._shard_keys() if kind == "clip"}
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _acquire_lock(self):
+        lock_path = Path(str(self.path) + ".lock")
+        try:
+            handle = open(lock_path, "a+")
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot write the store ({exc.strerror or exc})") from exc
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise StoreError(f"{self.path}: another extraction job is writing this store "
+                             f"(lock {lock_path} is held)") from None
+        return handle
+
+    def _release_lock(self):
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def _check_existing(self):
+        try:
+            with h5py.File(self.path, "r") as f:
+                if f.attrs.get("format") != STORE_FORMAT:
+                    raise StoreError(f"{self.path}: exists but is not an EmoNet feature store")
+                stored = json.loads(f.attrs["params"])
+        except OSError as exc:
+            raise StoreError(f"{self.path}: exists but is not a readable HDF5 file ({exc})") from exc
+        if stored != self.params:
+            diff = sorted(k for k in set(stored) | set(self.params) if stored.get(k) != self.params.get(k))
+            detail = ", ".join(f"{k}: store has {stored.get(k)!r}, requested {self.params.get(k)!r}" for k in diff)
+            raise StoreError(f"{self.path}: store was built with other extraction parameters ({detail}); "
+                             f"use another --out file or the same parameters")
+
+    def _create(self, versions, audio_feature_names):
+        with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as f:
+            f.attrs["format"] = STORE_FORMAT
+            f.attrs["params"] = json.dumps(self.params, sort_keys=True)
+            f.attrs["versions"] = json.dumps(versions, sort_keys=True)
+            f.attrs["classes"] = json.dumps(list(CLASSES))
+            f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            f.create_dataset("audio_feature_names", data=np.array(audio_feature_names, dtype=object),
+                             dtype=h5py.string_dtype())
+            f.create_group("clips")
+            f.create_group("failures")
+
+    def _committed_keys(self):
+        with h5py.File(self.path, "r") as f:
+            return set(f["clips"].keys())
+
+    def _shard_keys(self):
+        keys = []
+        for shard in shard_paths(self.pending):
+            with h5py.File(shard, "r") as f:
+                keys.append((f.attrs["key"], f.attrs["kind"]))
+        return keys
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def write_clip(self, clip):
+        """Persist one clip durably (as a pending shard); it is committed later.
+
+        Parameters
+        ----------
+        clip : ClipFeatures
+        """
+        def fill(f):
+            group = f.create_group("clip")
+            for name, array in clip.arrays.items():
+                array = np.asarray(array)
+                if array.ndim >= 3 and array.shape[0] > 0:
+                    chunks = (min(16, array.shape[0]),) + array.shape[1:]
+                    group.create_dataset(name, data=array, chunks=chunks, **_COMPRESSION)
+                else:
+                    group.create_dataset(name, data=array)
+            for name, value in clip.attrs.items():
+                group.attrs[name] = "" if value is None else value
+        self._write_shard(clip.key, "clip", fill)
+        self.done.add(clip.key)
+
+    def write_failure(self, key, *, relpath, source, reason):
+        """Record that clip ``key`` failed, with its one-line ``reason``."""
+        def fill(f):
+            group = f.create_group("failure")
+            group.attrs.update(relpath=str(relpath), source=str(source), reason=str(reason),
+                               time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        self._write_shard(key, "failure", fill)
+
+    def _write_shard(self, key, kind, fill):
+        name = hashlib.sha1(f"{kind}:{key}".encode()).hexdigest()[:20]
+        # the temporary name ends in ".tmp", not ".h5": a shard being written is never listed as one
+        with atomic_path(self.pending / f"{name}.h5", suffix="") as tmp, h5py.File(tmp, "w") as f:
+            f.attrs["key"] = key
+            f.attrs["kind"] = kind
+            fill(f)
+        if self._pending_bytes() >= max(MIN_COMMIT_BYTES, COMMIT_RATIO * self.path.stat().st_size):
+            self.commit()
+
+    def _pending_bytes(self):
+        return sum(s.stat().st_size for s in shard_paths(self.pending))
+
+    def commit(self):
+        """Merge pending shards into the store by atomic replacement (see module docstring).
+
+        Returns
+        -------
+        int
+            Number of shards merged.
+        """
+        shards = shard_paths(self.pending)
+        if not shards:
+            return 0
+        with atomic_path(self.path) as tmp:
+            shutil.copyfile(self.path, tmp)
+            with h5py.File(tmp, "a") as dst:
+                _merge_shards(dst, shards)
+        fsync_path(self.path.parent)
+        for shard in shards:
+            shard.unlink()
+        return len(shards)
+
+    def close(self):
+        """Commit what is pending and release the lock."""
+        if self._lock is None:
+            return
+        try:
+            self.commit()
+            with contextlib.suppress(OSError):
+                self.pending.rmdir()
+        finally:
+            self._release_lock()
+
+
+def _merge_shards(dst, shards):
+    """Copy each shard's clip (or failure) group into the open store ``dst``, in order.
+
+    A clip replaces its earlier version and clears its recorded failure; a failure
+    of a clip that is stored (it has since succeeded) is dropped.
+    """
+    for shard in shards:
+        with h5py.File(shard, "r") as src:
+            key, kind = src.attrs["key"], src.attrs["kind"]
+            if kind == "failure" and key in dst["clips"]:
+                continue  # a stale failure of a clip that has since succeeded
+            target = dst["clips"] if kind == "clip" else dst["failures"]
+            if key in target:
+                del target[key]
+            src.copy(src[kind], target, name=key)
+            if kind == "clip" and key in dst["failures"]:
+                del dst["failures"][key]

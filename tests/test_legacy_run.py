@@ -1,0 +1,47 @@
+"""A run folder written before the emonet/ redesign still loads, predicts the same and evaluates.
+
+tests/data/legacy_run holds `make demo`'s run as the code of commit e1c61bf wrote it, and the
+predictions that code made for the six bundled CREMA-D clips (tests/data/NOTICE).
+"""
+
+import json
+
+import pytest
+
+from conftest import CREMA_D, TESTS
+from emonet.cli import main
+
+LEGACY = TESTS / "data" / "legacy_run"
+RUN = LEGACY / "demo_crema_d-seed0"
+
+pytestmark = pytest.mark.slow
+
+
+def test_legacy_run_predicts_as_before(tmp_path, capsys):
+    before = {r["clip"]: r for r in json.loads((LEGACY / "predictions_before_redesign.json").read_text())}
+    out = tmp_path / "predictions.json"
+    clips = sorted(str(p) for p in CREMA_D.glob("*.flv"))
+    assert main(["predict", *clips, "--model", str(RUN), "--format", "json", "-o", str(out), "--no-progress"]) == 0
+    after = json.loads(out.read_text())
+    assert len(after) == len(before) == 6
+    for row in after:
+        old = before[row["clip"].split("/")[-1]]
+        assert row["emotion"] == old["emotion"]
+        assert row["has_audio"] == old["has_audio"] and row["face_rate"] == pytest.approx(old["face_rate"])
+        for emotion, p in old["probabilities"].items():
+            assert row["probabilities"][emotion] == pytest.approx(p, abs=1e-5)
+
+
+def test_legacy_run_evaluates(tmp_path, capsys):
+    """Scored on the clips it was trained on: the legacy metrics.json figures come back."""
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(RUN), "--data", str(CREMA_D), "--layout", "crema_d", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    legacy = json.loads((RUN / "metrics.json").read_text())
+    assert metrics["n"] == legacy["n"] == 6
+    assert metrics["uar"] == pytest.approx(legacy["uar"]) and metrics["accuracy"] == pytest.approx(legacy["accuracy"])
+    assert (out / "predictions.csv").is_file() and (out / "result_record.json").is_file()
+    printed = capsys.readouterr()
+    assert "UAR" in printed.out
+    # its training store is not on this machine: the baselines are skipped with a message, not a crash
+    assert "baselines skipped" in printed.err
