@@ -140,16 +140,13 @@ def _add_train(sub):
 
 def cmd_train(args):
     """``emonet train``: train, evaluate on the validation split, print the evaluation and where the run is."""
-    import json
-
-    from emonet.evaluation.evaluate import evaluation_dir
     from emonet.evaluation.report import format_evaluation
+    from emonet.experiment.rundir import RunDir
     from emonet.training.trainer import train_from_config
-    run_dir = train_from_config(args.config, smoke=args.smoke, seed=args.seed, resume=args.resume,
-                                overwrite=args.overwrite)
-    metrics_path = evaluation_dir(run_dir) / "metrics.json"  # written by the evaluation that ends training
-    print(format_evaluation(json.loads(metrics_path.read_text()), metrics_path=metrics_path))
-    print(f"run directory: {run_dir}")
+    run = RunDir(train_from_config(args.config, smoke=args.smoke, seed=args.seed, resume=args.resume,
+                                   overwrite=args.overwrite))
+    print(format_evaluation(run.metrics(), metrics_path=run.metrics_path))  # written by the evaluation that ends training
+    print(f"run directory: {run.path}")
     return 0
 
 

@@ -39,6 +39,10 @@ VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".flv", ".webm", ".m4v", ".mpg
 #: Audio-only file suffixes recognised when scanning folders (lower case).
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aac")
 
+#: Still-image file suffixes recognised when scanning folders (lower case); an
+#: image is a clip of one frame without audio (:mod:`preprocessing.images`).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
 
 def normalise_label(label):
     """Map a corpus label onto :data:`CLASSES`.

@@ -6,9 +6,10 @@ skipped and why. Adapters look at names only; nothing is decoded here, so
 building a manifest of thousands of clips takes milliseconds and a corrupt clip
 is the extraction job's business, not this module's.
 
-The work is shared by three modules: :mod:`preprocessing.layouts` (record
+The work is shared by four modules: :mod:`preprocessing.layouts` (record
 type, split names, folder scan and name parsers), :mod:`preprocessing.listing`
-(CSV listings) and this one (the :class:`Manifest`, :func:`build_manifest`,
+(CSV listings), :mod:`preprocessing.face_corpora` (FER+ and FER2013, labelled
+by tables) and this one (the :class:`Manifest`, :func:`build_manifest`,
 :func:`assign_speaker_splits`); every public name is importable from here.
 
 Layouts (:data:`LAYOUTS`)
@@ -32,6 +33,19 @@ Layouts (:data:`LAYOUTS`)
     ``subject``/``face`` optional), as written by :func:`write_manifest_csv`.
 ``"folder"``
     Generic ``<Emotion>/*``, everything in the train split.
+``"emodb"``
+    Berlin EmoDB ``SSTTTEV.<ext>`` (e.g. ``03a01Wa.wav``): speaker ``SS``,
+    emotion letter ``E`` (W anger, E disgust, A fear, F happiness, T sadness,
+    N neutral); boredom (L) is skipped.
+``"urdu"``
+    URDU corpus ``<Emotion>/<speaker>_<file>.<ext>``, speaker ``SF<n>`` or
+    ``SM<n>`` from the name.
+``"ferplus"``
+    FER+ ``FER2013Train/``, ``FER2013Valid/``, ``FER2013Test/`` with their
+    ``label.csv`` of rater votes -> train/val/test; soft labels from the votes,
+    the majority (if any) as the hard label; see :mod:`preprocessing.face_corpora`.
+``"fer2013"``
+    The Kaggle ``fer2013.csv`` (``emotion,pixels,Usage``), one clip per row.
 
 Rules shared by every layout
 ----------------------------
@@ -46,9 +60,13 @@ Rules shared by every layout
 - ``relpath`` is the POSIX path relative to the dataset root and is the clip's
   key in the feature store; records are sorted by it, so a manifest is the same
   on every run and every machine.
-- Corpora without predefined splits (CREMA-D, RAVDESS, MEAD) come back all in
-  ``"train"``; :func:`assign_speaker_splits` makes a speaker-independent
-  train/val split from them.
+- Still images (:data:`~preprocessing.constants.IMAGE_SUFFIXES`) are clips of
+  one frame without audio; a user's photo gets face detection like a video
+  frame, while the face-crop corpora (``ferplus``, ``fer2013``) mark their
+  records ``face_crop=True`` and are used whole, without detection.
+- Corpora without predefined splits (CREMA-D, RAVDESS, MEAD, EmoDB, URDU) come
+  back all in ``"train"``; :func:`assign_speaker_splits` makes a
+  speaker-independent train/val split from them.
 """
 
 from __future__ import annotations
@@ -61,6 +79,7 @@ from pathlib import Path
 
 from preprocessing.constants import CLASSES
 from preprocessing.errors import DatasetError
+from preprocessing.face_corpora import scan_fer2013, scan_ferplus
 from preprocessing.layouts import (
     LAYOUTS,
     MEDIA_SUFFIXES,
@@ -186,6 +205,7 @@ def build_manifest(root, *, layout="afew", csv_path=None):
     csv_path : str or os.PathLike, optional
         Only for ``layout="csv"`` (default ``root/manifest.csv``) and
         ``layout="afew"`` (default: ``root/manifest.csv`` if it exists).
+        (``layout="fer2013"`` reads ``root/fer2013.csv``, or the only CSV of ``root``.)
         Relative ``path`` cells are relative to ``root``; absolute ones are
         allowed and may point outside ``root`` (their ``relpath`` is then the
         absolute POSIX path). Listed files that do not exist are kept: the
@@ -220,6 +240,10 @@ def build_manifest(root, *, layout="afew", csv_path=None):
     if layout == "csv":
         records, skipped = scan_csv(root, Path(csv_path) if csv_path is not None else root / MANIFEST_NAME)
         n_found = len(records) + len(skipped)
+    elif layout == "ferplus":
+        records, skipped, n_found = scan_ferplus(root)
+    elif layout == "fer2013":
+        records, skipped, n_found = scan_fer2013(root)
     else:
         records, skipped, n_found = scan_folder(root, layout)
         if layout == "afew":

@@ -1,7 +1,8 @@
 """One clip -> everything the store keeps for it: the per-clip half of extraction.
 
 :func:`extract_clip` decodes a clip and computes its face crops, audio
-functionals and MFCC sequence; :func:`process_record` wraps it for a worker
+functionals and MFCC sequence (a still image is a clip of one frame, see
+:mod:`preprocessing.images`); :func:`process_record` wraps it for a worker
 process, turning any failure into a one-line result so a batch survives one
 bad file. The batch itself (worker pools, the store, the summary) is
 :mod:`preprocessing.runner`.
@@ -21,7 +22,7 @@ import subprocess
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import audio, faces, media
+from . import audio, faces, images, media
 from .constants import CLASSES, FPS, N_MFCC, SAMPLE_RATE
 from .errors import ConfigError, EmonetError, one_line
 from .store import ClipFeatures, clip_key
@@ -91,15 +92,21 @@ def library_versions():
     return versions
 
 
-def extract_clip(path, params, *, detector=None):
+def extract_clip(path, params, *, detector=None, face_crop=False, row_offset=None):
     """Decode one clip and compute everything the store keeps for it.
 
     Parameters
     ----------
     path : str or os.PathLike
+        A video, audio or still-image file (an image is one frame without audio:
+        :func:`preprocessing.images.extract_still`), or a FER2013 CSV with ``row_offset``.
     params : ExtractParams
     detector : object, optional
         A face detector from :func:`preprocessing.faces.make_detector` to reuse.
+    face_crop : bool
+        The image is already the face crop (``ClipRecord.face_crop``): no detection.
+    row_offset : int, optional
+        Byte offset of the clip's row in the FER2013 CSV ``path`` (``ClipRecord.row_offset``).
 
     Returns
     -------
@@ -117,6 +124,12 @@ def extract_clip(path, params, *, detector=None):
     MediaError
         The clip cannot be probed or decoded.
     """
+    if row_offset is not None:
+        from .face_corpora import read_fer2013_face
+        return images.extract_still(read_fer2013_face(path, row_offset), params, face_crop=face_crop,
+                                    detector=detector)
+    if images.is_image(path):
+        return images.extract_still(images.read_image(path), params, face_crop=face_crop, detector=detector)
     info = media.probe(path)
     notes = []
     size = params.crop_size
@@ -180,12 +193,16 @@ def _resize_frames(frames, size):
 
 
 def _record_attrs(record):
+    """Attributes of the clip group that come from its record; ``soft_label`` only when it has one."""
     label = record.label
-    return {
+    attrs = {
         "relpath": record.relpath, "source": str(record.path), "split": record.split,
         "label": label or "", "label_index": CLASSES.index(label) if label in CLASSES else -1,
-        "speaker": record.speaker or "", "subject": record.subject or "",
+        "speaker": record.speaker or "", "subject": record.subject or "", "face_crop": bool(record.face_crop),
     }
+    if record.soft_label is not None:
+        attrs["soft_label"] = np.asarray(record.soft_label, np.float32)
+    return attrs
 
 
 def process_record(record, params):
@@ -198,7 +215,8 @@ def process_record(record, params):
     """
     try:
         with threadpool_limits(limits=1):  # one BLAS thread per worker: workers are the parallelism
-            arrays, attrs, notes = extract_clip(record.path, params, detector=_worker_detector(params.detector))
+            arrays, attrs, notes = extract_clip(record.path, params, detector=_worker_detector(params.detector),
+                                                face_crop=record.face_crop, row_offset=record.row_offset)
     except EmonetError as exc:  # its message already names the file
         return _failed(record, str(exc))
     except Exception as exc:  # noqa: BLE001 - a batch survives one bad file, whatever broke

@@ -9,6 +9,7 @@ recursive folder scan and one labeller per layout. A labeller returns a
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -17,19 +18,20 @@ from pathlib import Path, PurePosixPath
 from preprocessing.constants import (
     AUDIO_SUFFIXES,
     CLASSES,
+    IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
     normalise_label,
 )
 from preprocessing.errors import DatasetError
 
 #: Layout names accepted by :func:`preprocessing.datasets.build_manifest`.
-LAYOUTS = ("afew", "crema_d", "ravdess", "mead", "csv", "folder")
+LAYOUTS = ("afew", "crema_d", "ravdess", "mead", "csv", "folder", "emodb", "urdu", "ferplus", "fer2013")
 
 #: Normalised split names, in this order everywhere.
 SPLITS = ("train", "val", "test")
 
-#: File suffixes (lower case) a folder scan treats as clips.
-MEDIA_SUFFIXES = VIDEO_SUFFIXES + AUDIO_SUFFIXES
+#: File suffixes (lower case) a folder scan treats as clips (a still image is a one-frame clip).
+MEDIA_SUFFIXES = VIDEO_SUFFIXES + AUDIO_SUFFIXES + IMAGE_SUFFIXES
 
 #: Spellings of split names met in corpora and listings, mapped onto :data:`SPLITS`.
 SPLIT_ALIASES = {
@@ -59,6 +61,14 @@ _RAVDESS_EMOTIONS = {
 _MEAD_SPEAKER = re.compile(r"^[MW]\d{3}$", re.IGNORECASE)
 _TOKEN_SEPARATORS = re.compile(r"[/_\-\s.]+")
 
+# Berlin EmoDB: SSTTTEV = speaker, text, emotion letter (German initials), version.
+_EMODB_NAME = re.compile(r"^(?P<speaker>\d{2})(?P<text>[a-z]\d{2})(?P<emotion>[A-Z])(?P<version>[a-z])$")
+_EMODB_EMOTIONS = {"W": "Angry", "E": "Disgust", "A": "Fear", "F": "Happy", "N": "Neutral", "T": "Sad"}
+_EMODB_UNMAPPED = {"L": "boredom"}
+
+# URDU corpus: <Emotion>/<speaker>_<file>, speaker SF<n> (female) or SM<n> (male).
+_URDU_SPEAKER = re.compile(r"^(?P<speaker>S[FM]\d+)_", re.IGNORECASE)
+
 # Emotions some corpora have that map to no AFEW class.
 _UNMAPPED_EMOTIONS = ("contempt",)
 
@@ -84,7 +94,18 @@ class ClipRecord:
         Whose voice is in the clip, when known.
     subject : str or None
         Whose face is in the clip, when known; equal to ``speaker`` for
-        single-person corpora (CREMA-D, RAVDESS, MEAD).
+        single-person corpora (CREMA-D, RAVDESS, MEAD, EmoDB).
+    soft_label : tuple of 7 float or None
+        The raters' votes over :data:`~preprocessing.constants.CLASSES`
+        (same order), normalised to sum 1, for corpora labelled by several
+        raters (FER+); ``None`` elsewhere. A list is stored as a tuple.
+    face_crop : bool
+        The image already is the face crop (FER+, FER2013): extraction resizes
+        it to the crop size instead of detecting a face. False for videos and
+        user photos.
+    row_offset : int or None
+        Byte offset of the clip's row in ``path`` when ``path`` is a table of
+        pixel rows (layout ``fer2013``); ``None`` for a media or image file.
     """
 
     path: Path
@@ -93,10 +114,20 @@ class ClipRecord:
     split: str
     speaker: str | None = None
     subject: str | None = None
+    soft_label: tuple | None = None
+    face_crop: bool = False
+    row_offset: int | None = None
 
     def __post_init__(self):
         if not self.relpath:
             raise DatasetError(f"{self.path}: ClipRecord.relpath must be a non-empty string; received {self.relpath!r}")
+        if self.soft_label is not None:
+            soft = tuple(float(v) for v in self.soft_label)
+            if len(soft) != len(CLASSES) or not all(math.isfinite(v) and v >= 0 for v in soft) \
+                    or abs(sum(soft) - 1) > 1e-6:
+                raise DatasetError(f"{self.relpath}: ClipRecord.soft_label must be {len(CLASSES)} non-negative "
+                                   f"numbers summing to 1; received {self.soft_label!r}")
+            object.__setattr__(self, "soft_label", soft)
         if self.label is not None and self.label not in CLASSES:
             raise DatasetError(
                 f"{self.relpath}: ClipRecord.label must be one of {', '.join(CLASSES)} or None; received {self.label!r}"
@@ -133,7 +164,8 @@ def scan_folder(root, layout):
     root : pathlib.Path
         Absolute dataset root (see :func:`check_root`).
     layout : str
-        One of :data:`LAYOUTS` except ``"csv"``.
+        One of :data:`LAYOUTS` except ``"csv"``, ``"ferplus"`` and ``"fer2013"``
+        (label tables: :mod:`preprocessing.face_corpora`).
 
     Returns
     -------
@@ -274,5 +306,30 @@ def _label_mead(path, rel, split):
     return ClipRecord(path=path, relpath=rel, label=labels.pop(), split="train", speaker=speaker, subject=speaker)
 
 
+def _label_emodb(path, rel, split):
+    match = _EMODB_NAME.match(PurePosixPath(rel).stem)
+    if match is None:
+        return "name does not match EmoDB SSTTTEV (speaker, text, emotion, version)"
+    code = match["emotion"]
+    if code in _EMODB_UNMAPPED:
+        return f"EmoDB emotion {code!r} ({_EMODB_UNMAPPED[code]}) is not one of the 7 classes"
+    if code not in _EMODB_EMOTIONS:
+        return f"EmoDB emotion letter {code!r} is not one of {' '.join(_EMODB_EMOTIONS)} L"
+    speaker = match["speaker"]
+    return ClipRecord(path=path, relpath=rel, label=_EMODB_EMOTIONS[code], split="train", speaker=speaker,
+                      subject=speaker)
+
+
+def _label_urdu(path, rel, split):
+    outcome = _label_from_folder(path, rel, "train", depth=0)
+    if isinstance(outcome, str):
+        return outcome
+    match = _URDU_SPEAKER.match(PurePosixPath(rel).name)
+    if match is None:
+        return "name does not start with the URDU speaker (SF<n>_ or SM<n>_)"
+    speaker = match["speaker"].upper()
+    return ClipRecord(path=path, relpath=rel, label=outcome.label, split="train", speaker=speaker, subject=speaker)
+
+
 _LABELLERS = {"afew": _label_afew, "crema_d": _label_crema_d, "ravdess": _label_ravdess,
-              "mead": _label_mead, "folder": _label_folder}
+              "mead": _label_mead, "folder": _label_folder, "emodb": _label_emodb, "urdu": _label_urdu}

@@ -5,8 +5,10 @@ predictions that code made for the six bundled CREMA-D clips (tests/data/NOTICE)
 """
 
 import json
+import shutil
 
 import pytest
+import yaml
 
 from conftest import CREMA_D, TESTS
 from emonet.cli import main
@@ -34,8 +36,14 @@ def test_legacy_run_predicts_as_before(tmp_path, capsys):
 
 def test_legacy_run_evaluates(tmp_path, capsys):
     """Scored on the clips it was trained on: the legacy metrics.json figures come back."""
+    run = shutil.copytree(RUN, tmp_path / RUN.name)  # evaluation extracts its store into the run folder
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["data"]["store"].endswith("crema_d_features.h5")  # a path of the machine that trained it:
+    config["data"]["store"] = str(tmp_path / "elsewhere" / "crema_d_features.h5")  # make sure it is absent here
+    config["data"]["root"] = str(tmp_path / "elsewhere" / "crema_d")
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     out = tmp_path / "eval"
-    assert main(["evaluate", str(RUN), "--data", str(CREMA_D), "--layout", "crema_d", "--out", str(out)]) == 0
+    assert main(["evaluate", str(run), "--data", str(CREMA_D), "--layout", "crema_d", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     legacy = json.loads((RUN / "metrics.json").read_text())
     assert metrics["n"] == legacy["n"] == 6

@@ -1,34 +1,16 @@
 """The resumable epoch loop: checkpoints, early stopping on UAR, LR schedules, resume after an interruption."""
 
-import contextlib
 import csv
 import json
-import logging
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import collected_messages
 from emonet.evaluation.metrics import uar
 from emonet.training.loop import EpochLoop, cosine_learning_rate, make_optimizer
-
-
-@contextlib.contextmanager
-def collected_messages():
-    """The messages the ``emonet`` loggers emit inside the block (INFO and above)."""
-    messages = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: messages.append(record.getMessage())
-    library = logging.getLogger("emonet")
-    level = library.level
-    library.setLevel(logging.INFO)
-    library.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        library.removeHandler(handler)
-        library.setLevel(level)
 
 
 def test_uar_is_the_mean_of_per_class_recall():

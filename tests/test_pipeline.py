@@ -8,10 +8,8 @@ Each is learned well above chance by the mode that can see it. The trained runs 
 once per session and shared (TensorFlow's first steps are slow).
 """
 
-import contextlib
 import csv
 import json
-import logging
 import shutil
 import subprocess
 
@@ -27,7 +25,7 @@ from emonet.training.trainer import train
 from preprocessing.media import ffmpeg_binary
 from preprocessing.store import FeatureStore
 
-from conftest import CREMA_D, make_clip
+from conftest import CREMA_D, collected_messages, make_clip
 
 pytestmark = pytest.mark.slow
 
@@ -35,23 +33,6 @@ CLASSES4 = ("Angry", "Happy", "Neutral", "Sad")
 TONES = {"Angry": 300, "Happy": 700, "Neutral": 1500, "Sad": 3000}       # Hz
 STRIPES = {"Angry": 48, "Happy": 24, "Neutral": 12, "Sad": 6}            # period in px of a 96 px frame
 N_TRAIN, N_VAL = 6, 3
-
-
-@contextlib.contextmanager
-def _collected_messages():
-    """The messages the ``emonet`` loggers emit inside the block (INFO and above)."""
-    messages = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = lambda record: messages.append(record.getMessage())
-    library = logging.getLogger("emonet")
-    level = library.level
-    library.setLevel(logging.INFO)
-    library.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        library.removeHandler(handler)
-        library.setLevel(level)
 
 
 def _clip(path, *, tone, period, seed):
@@ -209,7 +190,7 @@ def test_predict_table_is_readable(audio_run, capsys):
 def test_resume_skips_finished_stages(video_run):
     run_dir, _ = video_run
     cfg = load_config(run_dir.parent.parent / "stripes.yaml")
-    with _collected_messages() as logs:
+    with collected_messages() as logs:
         train(cfg, resume=True)
     assert any("already trained" in m for m in logs)
     assert not any("epoch 1/" in m for m in logs)
@@ -308,7 +289,7 @@ def end_to_end_run(video_run):
     tmp = run_dir.parent.parent
     config = _config(tmp, tmp / "stripes.h5", "video", "stripes_e2e",
                      train_overrides={"schedule": "end_to_end", "epochs": 10, "batch_size": 4, "folds": 0})
-    with _collected_messages() as logs:
+    with collected_messages() as logs:
         run_dir = train(load_config(config))
     return run_dir, root, logs
 
@@ -332,7 +313,7 @@ def finetune_run(video_run):
     new_run.mkdir(parents=True)
     shutil.copy(run_dir / "folds" / "video0" / "frame_encoder.keras", new_run / "frame_encoder.keras")
     stage_one = (new_run / "frame_encoder.keras").read_bytes()
-    with _collected_messages() as logs:
+    with collected_messages() as logs:
         new_run_dir = train(cfg, resume=True)
     return new_run_dir, root, logs, stage_one
 
@@ -393,7 +374,7 @@ def test_end_to_end_run_evaluates_predicts_and_resumes(end_to_end_run, capsys):
     assert main(["predict", str(clip), "--model", str(run_dir), "-f", "json", "--no-progress"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert abs(sum(result["probabilities"].values()) - 1) < 1e-4
-    with _collected_messages() as logs:
+    with collected_messages() as logs:
         train(load_config(run_dir.parent.parent / "stripes_e2e.yaml"), resume=True)
     assert any("end_to_end: video model already trained (resume)" in m for m in logs)
     assert not any(" epoch 1/" in m for m in logs)
@@ -422,7 +403,7 @@ def test_finetune_run_keeps_encoder_cache_and_clip_model_consistent(finetune_run
 
 def test_finetune_run_resumes_without_training(finetune_run):
     run_dir, _, _, _ = finetune_run
-    with _collected_messages() as logs:
+    with collected_messages() as logs:
         train(load_config(run_dir.parent.parent / "stripes_finetune.yaml"), resume=True)
     assert any("finetune: video branch already fine-tuned (resume)" in m for m in logs)
     assert not any(" epoch 1/" in m for m in logs)
