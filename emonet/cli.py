@@ -151,13 +151,15 @@ def cmd_train(args):
 
 
 def _add_evaluate(sub):
+    from preprocessing.datasets import LAYOUTS
+
     p = sub.add_parser("evaluate", help="metrics, confusion matrix, ablation and baselines of a run",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", type=Path, help="run directory written by emonet train")
     p.add_argument("--data", type=Path, default=None,
                    help="feature store (.h5) or dataset folder to evaluate on (default: the run's val split)")
     p.add_argument("--layout", default=None,
-                   help="folder layout of --data (afew, crema_d, ravdess, mead, folder, csv; default: the run's)")
+                   help=f"folder layout of --data ({', '.join(LAYOUTS)}; default: the run's)")
     p.add_argument("--out", type=Path, default=None, help="folder for the results (default: in the run)")
     p.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
     p.set_defaults(func=cmd_evaluate)
@@ -178,7 +180,8 @@ def _add_predict(sub):
     from emonet.inference.predict import FORMATS
     p = sub.add_parser("predict", help="classify clips: top emotion and the seven probabilities",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("clips", nargs="+", type=Path, help="clip files")
+    p.add_argument("clips", nargs="+", type=Path,
+                   help="clip files: videos, audio files or still images (.jpg, .png...: one frame, no audio)")
     p.add_argument("--model", "-m", type=Path, required=True, help="run directory of a trained model")
     p.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format")
     p.add_argument("--output", "-o", type=Path, default=None, help="write the output to this file")

@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 from . import audio, faces, images, media
 from .constants import CLASSES, FPS, N_MFCC, SAMPLE_RATE
 from .errors import ConfigError, EmonetError, one_line
+from .face_corpora import read_fer2013_face
 from .store import ClipFeatures, clip_key
 
 
@@ -125,7 +126,6 @@ def extract_clip(path, params, *, detector=None, face_crop=False, row_offset=Non
         The clip cannot be probed or decoded.
     """
     if row_offset is not None:
-        from .face_corpora import read_fer2013_face
         return images.extract_still(read_fer2013_face(path, row_offset), params, face_crop=face_crop,
                                     detector=detector)
     if images.is_image(path):

@@ -14,7 +14,15 @@ Layout of ``features.h5``::
         mfcc                (N, 40) float32     hop 640 samples = one row per 25 fps frame
         attrs: label, label_index (-1 if unknown), split, speaker, subject, relpath,
                source, duration, has_video, has_audio, audio_silent, face_rate, ...
+               face_crop (bool: the image was the face crop, no detection; absent in
+               stores written before it), soft_label ((7,) float32, rater votes in
+               CLASSES order summing to 1; only for clips that have one, e.g. FER+)
     /failures/<key>         attrs: relpath, source, reason, time
+
+A still image is a clip of one frame (T = 1, N = 1, no audio). Optional
+attributes are absent rather than empty, so stores written before they existed
+read the same: :meth:`FeatureStore.index` and :meth:`FeatureStore.soft_label`
+give ``None`` for an absent soft label.
 
 Reading is lazy: :class:`FeatureStore` hands out h5py datasets, so training
 streams clips without loading the file into memory. The file is written only
@@ -155,13 +163,22 @@ class FeatureStore:
         """Attributes of clip ``key`` as a plain dict."""
         return _plain(dict(self.clip(key).attrs))
 
+    def soft_label(self, key):
+        """Soft label of clip ``key``: np.ndarray [shape=(7,), dtype=float32], or None if it has none."""
+        value = self.clip(key).attrs.get("soft_label")
+        return None if value is None else np.asarray(value, np.float32)
+
     def index(self, split=None):
-        """One dict of attributes per clip (plus ``key``), optionally for one split, sorted by key."""
+        """One dict of attributes per clip (plus ``key``), optionally for one split, sorted by key.
+
+        Every row has ``soft_label``: np.ndarray [shape=(7,), dtype=float32] or None.
+        """
         rows = []
         for key in self.keys():
             row = self.attrs(key)
             if split is None or row.get("split") == split:
-                rows.append({"key": key, **row})
+                soft = row.get("soft_label")
+                rows.append({"key": key, **row, "soft_label": None if soft is None else np.asarray(soft, np.float32)})
         return rows
 
     def failures(self):

@@ -431,7 +431,7 @@ def make_error_case(tmp_path, case):
     [
         ("missing_root", r"nope: dataset root does not exist"),
         ("root_is_file", r"file\.mp4: dataset root is not a directory"),
-        ("unknown_layout", r"layout must be one of afew, crema_d, ravdess, mead, csv, folder; received 'affew'"),
+        ("unknown_layout", r"layout must be one of afew, crema_d, ravdess, mead, csv, folder, emodb, urdu, ferplus, fer2013; received 'affew'"),
         ("afew_no_split_folders", r": layout 'afew' needs Train_AFEW/, Val_AFEW/ or Test_AFEW/; found none of them"),
         ("no_media", r": no media files found for layout 'folder' \(suffixes \.avi .*hidden files ignored\)"),
         ("nothing_usable", r"layout 'folder' found 1 media files but no usable clip; first skipped: Contempt/a\.mp4: folder 'Contempt'"),
@@ -475,7 +475,7 @@ def test_manifest_by_split_rejects_unknown_split():
 
 
 def test_layouts_constant():
-    assert LAYOUTS == ("afew", "crema_d", "ravdess", "mead", "csv", "folder")
+    assert LAYOUTS == ("afew", "crema_d", "ravdess", "mead", "csv", "folder", "emodb", "urdu", "ferplus", "fer2013")
 
 
 # --------------------------------------------------------------------------- real data

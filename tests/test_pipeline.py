@@ -15,11 +15,16 @@ import subprocess
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 
 from emonet.cli import main
 from emonet.experiment.config import load_config
 from emonet.experiment.rundir import RunDir
+from emonet.features.frames import augment_footage, prepare_faces
+from emonet.features.tables import SplitTable
+from emonet.inference.trained_run import TrainedRun
+from emonet.nn.io import load_model
 from emonet.training.context import RunContext
 from emonet.training.trainer import train
 from preprocessing.media import ffmpeg_binary
@@ -407,3 +412,56 @@ def test_finetune_run_resumes_without_training(finetune_run):
         train(load_config(run_dir.parent.parent / "stripes_finetune.yaml"), resume=True)
     assert any("finetune: video branch already fine-tuned (resume)" in m for m in logs)
     assert not any(" epoch 1/" in m for m in logs)
+
+
+# ----------------------------------------------------------------------------- model.mode: frames
+
+@pytest.fixture(scope="session")
+def frames_run(video_run, tmp_path_factory):
+    """The frame CNN alone on the stripes corpus (label only in the picture), from video_run's store."""
+    run_dir, _ = video_run
+    store = run_dir.parent.parent / "stripes.h5"
+    tmp = tmp_path_factory.mktemp("frames_run")
+    cfg = {"seed": 0, "name": "stripes_frames", "output_dir": str(tmp / "runs"),
+           "data": {"root": str(store)}, "extract": {"crop_size": 32, "max_frames": 40},
+           "model": {"mode": "frames", "image_size": 32, "n_frames": 6},
+           "train": {"frame_epochs": 6, "frames_per_clip": 8, "patience": 0, "batch_size": 8, "learning_rate": 3e-3,
+                     "augment_policy": "footage", "class_weights": "sqrt", "folds": 0}}
+    (tmp / "frames.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp / "frames.yaml")]) == 0
+    return tmp / "runs" / "stripes_frames-seed0", store
+
+
+def test_frames_run_learns_the_picture_and_writes_a_clip_model(frames_run):
+    run_dir, _ = frames_run
+    run = RunDir(run_dir)
+    assert run.model_path.is_file() and run.frame_encoder_path.is_file() and not run.reducer_path.exists()
+    metrics = run.metrics()
+    assert metrics["mode"] == "frames" and metrics["uar"] >= 0.75  # 4 classes, chance 0.25
+
+
+def test_frames_model_is_the_mean_of_per_frame_probabilities(frames_run):
+    run_dir, store_path = frames_run
+    trained = TrainedRun(run_dir)
+    classifier = load_model(RunDir(run_dir).stage("frames").best_path, compile=False)
+    with FeatureStore(store_path) as store:
+        table = SplitTable(store, "val")
+        key = table.keys[0]
+        crops = store.clip(key)["faces"][()]
+    embeddings = trained.encode_faces(crops)
+    clip = trained.predict([embeddings[:1]], np.zeros((1, 1)), np.zeros(1, bool))[0]
+    frame = classifier.predict(np.asarray(prepare_faces(crops[:1], 32)), verbose=0)[0]
+    np.testing.assert_allclose(clip, frame, atol=1e-5)  # one frame: exactly the frame classifier
+    picked = embeddings[:6]
+    whole = trained.predict([picked], np.zeros((1, 1)), np.zeros(1, bool))[0]
+    per_frame = classifier.predict(np.asarray(prepare_faces(crops[:6], 32)), verbose=0)
+    np.testing.assert_allclose(whole, per_frame.mean(axis=0), atol=1e-5)
+
+
+def test_footage_augmentation_is_seeded_and_stays_in_range():
+    frames = tf.random.stateless_uniform([6, 32, 32, 3], [3, 4], 0.0, 255.0)
+    first = augment_footage(frames, tf.constant([1, 2]))
+    assert first.shape == frames.shape
+    assert float(tf.reduce_min(first)) >= 0.0 and float(tf.reduce_max(first)) <= 255.0
+    np.testing.assert_array_equal(first, augment_footage(frames, tf.constant([1, 2])))
+    assert not np.allclose(first, augment_footage(frames, tf.constant([1, 3])))

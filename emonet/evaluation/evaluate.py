@@ -119,7 +119,12 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
     with FeatureStore(store_path) as store:
         _check_extraction(store, run)
         split = _labelled_split(store, split)
-        table = SplitTable(store, split)
+        table, unlabelled = SplitTable(store, split, labelled=False).labelled_part()
+        if unlabelled:
+            logger.info(f"{unlabelled} clips of split {split!r} have no label (no majority among raters): "
+                        f"left out of the scores")
+        if not len(table):
+            raise ConfigError(f"{store.path}: no labelled clips in split {split!r} to evaluate on")
         functionals = audio_matrix(store, table.keys)
         embeddings = run.store_embeddings(store, table.keys)
         reports = {}
@@ -180,7 +185,7 @@ def _baselines(run, table, functionals, embeddings, *, train_store_path=None):
             logger.warning(f"baselines skipped: training store unavailable ({exc})")
             return []
     with FeatureStore(train_store_path) as train_store:
-        train_table = SplitTable(train_store, cfg.data.train_split)
+        train_table, _ = SplitTable(train_store, cfg.data.train_split, labelled=False).labelled_part()
         rows = []
         train_audio = audio_matrix(train_store, train_table.keys)
         rows += run_baselines(train_audio, train_table.labels, functionals, table.labels,

@@ -54,7 +54,8 @@ class ExtractConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     """The network: mode, sizes, audio reducer."""
-    mode: str = "fusion"        # fusion | video | audio
+    mode: str = "fusion"        # fusion | video | audio | frames (the frame CNN alone, e.g. on face images;
+                                # a clip's probabilities are the mean over its frames)
     image_size: int = 48        # frame side fed to ResNet-20, px (crops are resized)
     n_frames: int = 16          # frames sampled per clip for the LSTM
     embedding_dim: int = 64     # ResNet-20 output width
@@ -85,8 +86,12 @@ class TrainConfig:
     patience: int = 12           # early stopping on validation UAR (stage two, end_to_end, finetune);
                                  # stage one uses half
     lr_schedule: str = "cosine"  # cosine | constant | plateau
-    class_weights: bool = True
+    class_weights: bool | str = True  # true: balanced (n / (k * count)); "sqrt": its square root; false: none
     augment: bool = True         # crop, flip, brightness on frames
+    augment_policy: str = "basic"  # stage one: basic (crop, flip, brightness) | footage (also rotation, zoom,
+                                   # blur, erasing: faces in the wild)
+    soft_labels: bool = True     # stage one: train on the store's per-clip label distributions where it has
+                                 # them (FER+ votes), cross-entropy against the distribution
     folds: int = 3               # cross-fitting (video and fusion runs): K subject-disjoint video models whose
                                  # mean is the video branch, and a fusion head trained on out-of-fold branch
                                  # predictions (see emonet.training.crossfit); 0 or 1 = one video model, joint fusion
@@ -132,7 +137,9 @@ def _defaults():
 DEFAULTS = _defaults()
 
 _CHOICES = {
-    ("model", "mode"): ("fusion", "video", "audio"),
+    ("model", "mode"): ("fusion", "video", "audio", "frames"),
+    ("train", "augment_policy"): ("basic", "footage"),
+    ("train", "class_weights"): (True, False, "sqrt"),
     ("model", "reducer"): ("lda", "pca", "none"),
     ("train", "schedule"): ("two_stage", "end_to_end"),
     ("train", "optimizer"): ("adam", "sgd"),

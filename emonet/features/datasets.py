@@ -18,25 +18,40 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from emonet.features.frames import TARGET_MEAN, augment_clip, augment_frames, prepare_faces, sample_indices
+from emonet.features.frames import (TARGET_MEAN, augment_clip, augment_footage, augment_frames, prepare_faces,
+                                    sample_indices)
 from preprocessing.errors import StoreError
 
 __all__ = ["frame_dataset", "sequence_dataset", "sequence_batch"]
 
 
-def frame_dataset(store_path, table, *, frames_per_clip, image_size, batch_size, augment, seed):
+def frame_dataset(store_path, table, *, frames_per_clip, image_size, batch_size, augment, seed, soft_labels=False,
+                  augment_policy="basic"):
     """A ``tf.data`` stream of single face frames for training the frame CNN (stage one).
 
     Each epoch draws ``frames_per_clip`` frames per clip (faces that were
     found are preferred over centre-crop fallbacks), reading only those frames
     from the HDF5 store.
 
+    Parameters
+    ----------
+    soft_labels : bool
+        Yield each clip's label distribution (``table.soft_labels``, e.g. FER+ votes; one-hot
+        where a clip has none) instead of its class index.
+    augment_policy : {"basic", "footage"}
+        :func:`~emonet.features.frames.augment_frames` or the stronger
+        :func:`~emonet.features.frames.augment_footage` (when ``augment``).
+
     Returns
     -------
     tf.data.Dataset
-        Batches ``(frames [shape=(B, image_size, image_size, 3)] float32, labels [shape=(B,)] int64)``.
+        Batches ``(frames [shape=(B, image_size, image_size, 3)] float32, labels)``: labels
+        [shape=(B,)] int64, or [shape=(B, 7)] float32 with ``soft_labels``.
     """
-    keys, labels = list(table.keys), table.labels
+    keys = list(table.keys)
+    soft = soft_labels and table.soft_labels is not None
+    labels = table.soft_labels if soft else table.labels
+    augmenter = augment_footage if augment_policy == "footage" else augment_frames
     epoch_counter = iter(range(10**9))
 
     def generate():
@@ -54,7 +69,8 @@ def frame_dataset(store_path, table, *, frames_per_clip, image_size, batch_size,
                 yield group["faces"][j], labels[i]
 
     crop = _crop_size(store_path)
-    signature = (tf.TensorSpec((crop, crop, 3), tf.uint8), tf.TensorSpec((), tf.int64))
+    label_spec = tf.TensorSpec((labels.shape[1],), tf.float32) if soft else tf.TensorSpec((), tf.int64)
+    signature = (tf.TensorSpec((crop, crop, 3), tf.uint8), label_spec)
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     n_items = int((table.n_frames > 0).sum()) * frames_per_clip
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_items)).batch(batch_size)
@@ -65,7 +81,7 @@ def frame_dataset(store_path, table, *, frames_per_clip, image_size, batch_size,
         frames, y = batch
         x = prepare_faces(frames, image_size)
         if augment:
-            x = augment_frames(x, tf.stack([tf.cast(seed, tf.int32), tf.cast(step, tf.int32)]))
+            x = augmenter(x, tf.stack([tf.cast(seed, tf.int32), tf.cast(step, tf.int32)]))
         return x, y
     return dataset.map(to_model, num_parallel_calls=1).prefetch(2)
 

@@ -110,6 +110,94 @@ def _apply_augmentation(frames, params):
     return tf.clip_by_value((frames - TARGET_MEAN) * params["gain"] + TARGET_MEAN + params["shift"], 0.0, 255.0)
 
 
+#: Augmentation policies of stage one (``train.augment_policy``).
+AUGMENT_POLICIES = ("basic", "footage")
+
+
+def augment_footage(frames, seed):
+    """Stronger per-frame augmentation for faces in the wild (``train.augment_policy: footage``).
+
+    On top of :func:`augment_frames` (crop 85-100%, flip, gain and brightness): a rotation of up to
+    +-12 degrees and a zoom of 0.9-1.15 about a shifted centre (edges replicated, as a face crop
+    of real footage that is not centred), a Gaussian blur of sigma 0.5-1.5 px on 30% of the frames
+    (soft focus, compressed video), and one erased rectangle (2-15% of the area, filled with a
+    random grey) on 40% (hands, microphones, glasses).
+
+    Parameters
+    ----------
+    frames : tf.Tensor [shape=(N, H, W, 3), dtype=float32] in [0, 255]
+    seed : tf.Tensor [shape=(2,), dtype=int32]
+        Stateless seed (one per batch).
+
+    Returns
+    -------
+    tf.Tensor, same shape, in [0, 255].
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    frames = augment_frames(frames, seeds[0])
+    frames = _random_affine(frames, seeds[1])
+    frames = _random_blur(frames, seeds[2])
+    return _random_erasing(frames, seeds[3])
+
+
+def _random_affine(frames, seed):
+    """Rotation (+-12 deg), zoom (0.9-1.15) and shift (+-6% of the side) about the frame centre."""
+    n = tf.shape(frames)[0]
+    h, w = tf.cast(tf.shape(frames)[1], tf.float32), tf.cast(tf.shape(frames)[2], tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    angle = tf.random.stateless_uniform([n], seeds[0], -12.0, 12.0) * (3.141592653589793 / 180.0)
+    zoom = tf.random.stateless_uniform([n], seeds[1], 0.9, 1.15)
+    shift = tf.random.stateless_uniform([n, 2], seeds[2], -0.06, 0.06) * tf.stack([w, h])
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    # output pixel (x, y) samples input ((x - cx) * cos - (y - cy) * sin + cx + dx, ...): a rotation about the centre
+    a0, a1 = cos, -sin
+    b0, b1 = sin, cos
+    a2 = cx - a0 * cx - a1 * cy + shift[:, 0]
+    b2 = cy - b0 * cx - b1 * cy + shift[:, 1]
+    zeros = tf.zeros_like(a0)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=frames, transforms=transforms, output_shape=tf.shape(frames)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="NEAREST")
+
+
+def _random_blur(frames, seed, probability=0.3):
+    """Separable Gaussian blur (sigma 0.5-1.5 px, one sigma per batch) on a random ``probability`` of frames."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    sigma = tf.random.stateless_uniform([], seeds[0], 0.5, 1.5)
+    taps = tf.range(-3.0, 4.0)
+    kernel = tf.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / tf.reduce_sum(kernel)
+    channels = tf.shape(frames)[-1]
+    kx = tf.tile(tf.reshape(kernel, [1, 7, 1, 1]), [1, 1, channels, 1])
+    ky = tf.tile(tf.reshape(kernel, [7, 1, 1, 1]), [1, 1, channels, 1])
+    padded = tf.pad(frames, [[0, 0], [3, 3], [3, 3], [0, 0]], mode="SYMMETRIC")
+    blurred = tf.nn.depthwise_conv2d(padded, kx, [1, 1, 1, 1], "VALID")
+    blurred = tf.nn.depthwise_conv2d(blurred, ky, [1, 1, 1, 1], "VALID")
+    chosen = tf.random.stateless_uniform([tf.shape(frames)[0], 1, 1, 1], seeds[1]) < probability
+    return tf.where(chosen, blurred, frames)
+
+
+def _random_erasing(frames, seed, probability=0.4):
+    """One rectangle (2-15% of the area, aspect 0.5-2) filled with a random grey, on ``probability`` of frames."""
+    n, h, w = tf.shape(frames)[0], tf.shape(frames)[1], tf.shape(frames)[2]
+    seeds = tf.random.experimental.stateless_split(seed, 6)
+    area = tf.random.stateless_uniform([n], seeds[0], 0.02, 0.15)
+    aspect = tf.exp(tf.random.stateless_uniform([n], seeds[1], -0.693, 0.693))
+    eh, ew = tf.sqrt(area / aspect), tf.sqrt(area * aspect)                 # fractions of the side
+    top = tf.random.stateless_uniform([n], seeds[2]) * tf.maximum(1.0 - eh, 0.0)
+    left = tf.random.stateless_uniform([n], seeds[3]) * tf.maximum(1.0 - ew, 0.0)
+    rows = (tf.cast(tf.range(h), tf.float32) + 0.5) / tf.cast(h, tf.float32)
+    cols = (tf.cast(tf.range(w), tf.float32) + 0.5) / tf.cast(w, tf.float32)
+    inside_rows = (rows[None, :] >= top[:, None]) & (rows[None, :] < (top + eh)[:, None])      # (n, H)
+    inside_cols = (cols[None, :] >= left[:, None]) & (cols[None, :] < (left + ew)[:, None])    # (n, W)
+    chosen = tf.random.stateless_uniform([n], seeds[4]) < probability
+    box = inside_rows[:, :, None] & inside_cols[:, None, :] & chosen[:, None, None]             # (n, H, W)
+    grey = tf.random.stateless_uniform([n, 1, 1, 1], seeds[5], 0.0, 255.0)
+    return tf.where(box[..., None], grey, frames)
+
+
 def sample_indices(n_available, n_frames, *, rng=None):
     """Pick ``n_frames`` frame positions spread over a clip (segment sampling).
 

@@ -39,6 +39,10 @@ class SplitTable:
     has_audio : np.ndarray [shape=(n,), dtype=bool], False for absent or silent audio
     n_frames : np.ndarray [shape=(n,), dtype=int64]
     speakers, subjects : list of str
+    soft_labels : np.ndarray [shape=(n, 7), dtype=float32] or None
+        Rater votes per clip (CLASSES order, rows sum to 1) when any clip of the split has
+        them (FER+), else None; a clip without one gets the one-hot of its label (zeros
+        if unlabelled).
     """
 
     def __init__(self, store, split, *, labelled=True):
@@ -56,6 +60,14 @@ class SplitTable:
         self.speakers = [r["speaker"] for r in rows]
         self.subjects = [r["subject"] for r in rows]
         self.sources = [r["source"] for r in rows]
+        self.soft_labels = None
+        if any(r.get("soft_label") is not None for r in rows):
+            self.soft_labels = np.zeros((len(rows), len(CLASSES)), np.float32)
+            for i, r in enumerate(rows):
+                if r.get("soft_label") is not None:
+                    self.soft_labels[i] = r["soft_label"]
+                elif self.labels[i] >= 0:
+                    self.soft_labels[i, self.labels[i]] = 1.0
 
     def __len__(self):
         return len(self.keys)
@@ -70,7 +82,26 @@ class SplitTable:
             setattr(part, name, [getattr(self, name)[i] for i in index])
         for name in ("labels", "has_audio", "n_frames"):
             setattr(part, name, getattr(self, name)[index])
+        if self.soft_labels is not None:
+            part.soft_labels = self.soft_labels[index]
         return part
+
+    def labelled_part(self, *, keep_soft=False):
+        """The clips with a label (and, with ``keep_soft``, those with only a label distribution).
+
+        FER+ faces without a clear majority among the raters have a distribution but no label:
+        they can train a soft-label loss, but nothing can be scored against them.
+
+        Returns
+        -------
+        table : SplitTable
+        left_out : int
+            Clips dropped.
+        """
+        keep = self.labels >= 0
+        if keep_soft and self.soft_labels is not None:
+            keep |= self.soft_labels.sum(axis=1) > 0
+        return self.subset(keep), int((~keep).sum())
 
     def class_counts(self):
         """Clips per class, shape (7,)."""

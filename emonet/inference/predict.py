@@ -1,6 +1,8 @@
 """Classifying clips the model has never seen: decode, extract, embed, predict, write.
 
-A clip that cannot be decoded is reported ("skipping <file>: <cause>") and the
+A clip may be a video, an audio file or a still image (a photo is a clip of one
+frame without audio; its face is detected as in a video frame, see
+:mod:`preprocessing.images`). A clip that cannot be decoded is reported ("skipping <file>: <cause>") and the
 rest carry on; the caller exits non-zero if any failed. Output writers are
 chosen by format: an aligned table, JSON or CSV, plus optionally an
 EmotiW-style submission folder with one ``<clip name>.txt`` holding the label.
@@ -33,6 +35,7 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True):
     Parameters
     ----------
     paths : list of str or os.PathLike
+        Videos, audio files or still images (:data:`preprocessing.constants.IMAGE_SUFFIXES`).
     run_dir : str or os.PathLike
         A trained run directory.
     batch_size : int

@@ -15,6 +15,8 @@ from keras import layers, ops
 
 #: Probability floor before the log: log-probabilities lie in [log(1e-4), 0] = [-9.2, 0].
 PROBABILITY_FLOOR = 1e-4
+#: Weight of the uniform prior :class:`MaskedFrameMean` adds (all of the output for a clip without frames).
+EMPTY_CLIP_PRIOR = 1e-6
 
 
 @keras.saving.register_keras_serializable(package="emonet")
@@ -153,3 +155,30 @@ class BranchPool(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.initial_alpha}
+
+
+@keras.saving.register_keras_serializable(package="emonet")
+class MaskedFrameMean(layers.Layer):
+    """Mean over the real frames of per-frame class probabilities (uniform when a clip has none).
+
+    Call arguments
+    --------------
+    inputs : list of two tensors
+        ``[probabilities [shape=(B, T, C)], mask [shape=(B, T)]]`` (mask 1 = real frame).
+
+    Returns
+    -------
+    tensor [shape=(B, C)]
+        Each row sums to 1.
+    """
+
+    def call(self, inputs):
+        probabilities, mask = inputs
+        mask = ops.expand_dims(ops.cast(mask, probabilities.dtype), -1)
+        n_classes = ops.cast(ops.shape(probabilities)[-1], probabilities.dtype)
+        total = ops.sum(probabilities * mask, axis=1) + EMPTY_CLIP_PRIOR / n_classes
+        return total / ops.sum(total, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape[0]
+        return (shape[0], shape[2])

@@ -44,7 +44,7 @@ from emonet.nn.resnet import build_resnet20
 
 def modes_needing(mode):
     """(needs_video, needs_audio) for a model mode."""
-    return mode in ("fusion", "video"), mode in ("fusion", "audio")
+    return mode in ("fusion", "video", "frames"), mode in ("fusion", "audio")
 
 
 def model_inputs(mode, video_input="frames"):

@@ -5,8 +5,13 @@ inputs; sub-model names are how a trained model is taken apart again
 (``model.get_layer("video_encoder")``). Changing any of them breaks saved run folders.
 """
 
-#: Model modes: the full model and the two single-branch ablations.
+#: Clip-model modes (:func:`emonet.nn.models.build_emonet`): the full model and the two
+#: single-branch ablations.
 MODES = ("fusion", "video", "audio")
+
+#: Run modes: a clip model, or the frame CNN alone (``"frames"``: per-frame probabilities
+#: averaged over a clip's frames, :func:`emonet.nn.video.build_frame_average`).
+RUN_MODES = MODES + ("frames",)
 
 #: What the video branch reads: decoded face-crop frames, or per-frame
 #: embeddings cached by a trained frame encoder.

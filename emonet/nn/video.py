@@ -106,3 +106,38 @@ def _copy_clip_weights(source, target):
         dst_video.get_layer(name).set_weights(src_video.get_layer(name).get_weights())
     for name in (HEAD_NAME, OUTPUT_NAME):
         target.get_layer(name).set_weights(source.get_layer(name).get_weights())
+
+
+def build_frame_average(frame_classifier, *, n_frames, name="frame_average"):
+    """A clip model from a trained frame classifier: per-frame probabilities averaged over the clip.
+
+    The run mode ``"frames"`` (the frame CNN alone): its ``model.keras`` reads the per-frame
+    embeddings of :func:`emonet.features.embedding.embed_faces` like every clip model, applies
+    the classifier's output layer to each frame and averages over the real frames, so a still
+    image (one frame) gets exactly the frame classifier's probabilities.
+
+    Parameters
+    ----------
+    frame_classifier : keras.Model
+        From :func:`emonet.nn.resnet.build_frame_classifier` (its output layer is copied).
+    n_frames : int
+        T, frames per clip.
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``frame_embeddings`` [shape=(B, T, E)] and ``frame_mask`` [shape=(B, T)] ->
+        ``emotion`` [shape=(B, C)].
+    """
+    from emonet.nn.layers import MaskedFrameMean
+    from emonet.nn.names import MASK_NAME, VIDEO_INPUT_NAME
+
+    output = frame_classifier.get_layer(OUTPUT_NAME)
+    embedding_dim = int(frame_classifier.get_layer(OUTPUT_NAME).input.shape[-1])
+    embeddings = keras.Input((n_frames, embedding_dim), name=VIDEO_INPUT_NAME["embeddings"])
+    mask = keras.Input((n_frames,), name=MASK_NAME)
+    per_frame = layers.Dense(output.units, activation="softmax", name=f"{name}_frames")(embeddings)
+    outputs = MaskedFrameMean(name=OUTPUT_NAME)([per_frame, mask])
+    model = keras.Model({VIDEO_INPUT_NAME["embeddings"]: embeddings, MASK_NAME: mask}, outputs, name=name)
+    model.get_layer(f"{name}_frames").set_weights(output.get_weights())
+    return model

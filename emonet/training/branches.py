@@ -10,7 +10,9 @@
 - ``end_to_end``: :class:`~emonet.training.sequences.EndToEndStage`, then the cache.
 """
 
+from emonet.nn.io import load_model, save_model_atomically
 from emonet.nn.models import modes_needing
+from emonet.nn.video import build_frame_average
 from emonet.training.clip_model import ClipModelStage
 from emonet.training.sequences import EndToEndStage, FinetuneStage
 from emonet.training.stages import EmbeddingCache, FrameEncoderStage, ReducerStage
@@ -69,3 +71,20 @@ def train_joint(context):
     if context.cfg.train.fusion_init == "scratch":
         branches = {}
     stage.train(mode, run.model_path, embeddings=embeddings, audio=audio, branches=branches)
+
+
+def train_frames_only(context):
+    """A ``model.mode: frames`` run: the frame CNN alone (stage one), e.g. pretrained on face images.
+
+    ``frame_encoder.keras`` is stage one's encoder; ``model.keras`` applies its softmax to each
+    frame and averages over a clip's frames (:func:`emonet.nn.video.build_frame_average`), so
+    evaluation and prediction read the run like any other.
+    """
+    stage = FrameEncoderStage(context)
+    stage.run()
+    classifier = stage.classifier
+    if classifier is None:  # resumed after stage one: its best epoch is on disk
+        classifier = load_model(context.run.stage("frames").best_path, compile=False)
+    model = build_frame_average(classifier, n_frames=context.cfg.model.n_frames)
+    save_model_atomically(model, context.run.model_path)
+    context.log.info(f"frames: per-frame softmax averaged over a clip -> {context.run.model_path}")

@@ -7,6 +7,8 @@ run folder (``folds/<name>/``), a subset of the training table and a changed con
 
 import logging
 
+import keras
+
 from preprocessing.constants import CLASSES
 
 from emonet.features.tables import SplitTable
@@ -50,13 +52,22 @@ class RunContext:
         self.cache_keys = list(cache_keys) if cache_keys is not None else list(
             dict.fromkeys(train_table.keys + val_table.keys))  # the splits may coincide
         self.log = log if log is not None else logger
-        self.class_weight = train_table.class_weights() if cfg.train.class_weights else None
+        self.class_weight = class_weights(train_table, cfg.train.class_weights)
 
     @classmethod
     def open(cls, cfg, run, store):
         """The context of a whole run: the config's training and validation splits of ``store``."""
-        context = cls(cfg, run, store, train_table=SplitTable(store, cfg.data.train_split),
-                      val_table=SplitTable(store, cfg.data.val_split))
+        soft = cfg.model.mode == "frames" and cfg.train.soft_labels  # only stage one trains on distributions
+        train_table, dropped_train = SplitTable(store, cfg.data.train_split, labelled=False).labelled_part(
+            keep_soft=soft)
+        val_table, dropped_val = SplitTable(store, cfg.data.val_split, labelled=False).labelled_part()
+        if dropped_train or dropped_val:
+            logger.info(f"left out {dropped_train} training and {dropped_val} validation clips without a label")
+        unlabelled = int((train_table.labels < 0).sum())
+        if unlabelled:
+            logger.info(f"{unlabelled} training clips have rater votes but no majority label: they train the "
+                        f"soft-label loss only")
+        context = cls(cfg, run, store, train_table=train_table, val_table=val_table)
         counts = context.train_table.class_counts()
         missing = [CLASSES[c] for c in range(len(CLASSES)) if counts[c] == 0]
         if missing:
@@ -83,17 +94,38 @@ class RunContext:
         return RunContext(cfg, self.run.fold(name), self.store, train_table=self.train_table.subset(keep),
                           val_table=self.val_table, cache_keys=self.cache_keys, log=FoldLog(logger, {"fold": name}))
 
-    def stage_loop(self, model, stage, *, epochs, patience=None, learning_rate=None):
+    def stage_loop(self, model, stage, *, epochs, patience=None, learning_rate=None, soft_labels=False):
         """Compile ``model`` for classification and return its :class:`EpochLoop` in ``stages/<stage>/``.
 
         The run's optimizer (``train.optimizer``, momentum, weight decay), sparse categorical
-        cross-entropy and accuracy; ``patience`` and ``learning_rate`` default to the run's.
+        cross-entropy and accuracy (against label distributions with ``soft_labels``); ``patience`` and
+        ``learning_rate`` default to the run's.
         """
         train = self.cfg.train
         learning_rate = train.learning_rate if learning_rate is None else learning_rate
         model.compile(optimizer=make_optimizer(train.optimizer, learning_rate, momentum=train.momentum,
                                                weight_decay=train.weight_decay),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                      loss="categorical_crossentropy" if soft_labels else "sparse_categorical_crossentropy",
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy") if soft_labels else "accuracy"])
         return EpochLoop(self.run.stage(stage), stage=stage, epochs=epochs,
                          patience=train.patience if patience is None else patience, schedule=train.lr_schedule,
                          base_lr=learning_rate, logger=self.log)
+
+
+def class_weights(table, setting):
+    """The training loss's class weights for ``train.class_weights``: balanced, its square root, or none.
+
+    Parameters
+    ----------
+    table : emonet.features.tables.SplitTable
+    setting : bool or "sqrt"
+
+    Returns
+    -------
+    dict or None
+        ``{class: weight}``.
+    """
+    if not setting:
+        return None
+    balanced = table.class_weights()
+    return {c: w ** 0.5 for c, w in balanced.items()} if setting == "sqrt" else balanced

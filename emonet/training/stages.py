@@ -66,6 +66,8 @@ class FrameEncoderStage:
 
     def __init__(self, context):
         self.context = context
+        #: the trained frame classifier (encoder + softmax), once :meth:`run` has trained it
+        self.classifier = None
 
     def run(self):
         """Train (or load, on resume) the frame encoder: (B, S, S, 3) float32 -> (B, E)."""
@@ -75,16 +77,19 @@ class FrameEncoderStage:
         if target.exists():
             ctx.log.info("frames: frame encoder already trained (resume)")
             return load_model(target, compile=False)
+        soft = bool(train.soft_labels and ctx.train_table.soft_labels is not None)
         encoder = build_resnet20(image_size=model_cfg.image_size, embedding_dim=model_cfg.embedding_dim)
         classifier = build_frame_classifier(encoder)
-        loop = ctx.stage_loop(classifier, "frames", epochs=train.frame_epochs, patience=max(3, train.patience // 2))
+        loop = ctx.stage_loop(classifier, "frames", epochs=train.frame_epochs, patience=max(3, train.patience // 2),
+                              soft_labels=soft)
         classifier = loop.resume_model(classifier)
         if loop.done:
             best = loop.best_model()
         else:
             dataset = frame_dataset(ctx.store.path, ctx.train_table, frames_per_clip=train.frames_per_clip,
                                     image_size=model_cfg.image_size, batch_size=train.batch_size,
-                                    augment=train.augment, seed=ctx.cfg.seed)
+                                    augment=train.augment, seed=ctx.cfg.seed, soft_labels=soft,
+                                    augment_policy=train.augment_policy)
             val_frames = self.val_frames()
 
             def score(model):
@@ -93,6 +98,7 @@ class FrameEncoderStage:
                 return uar(ctx.val_table.labels, clip_proba.argmax(axis=1))
 
             best = loop.fit(classifier, dataset, score, class_weight=ctx.class_weight, shuffle=False)
+        self.classifier = best
         encoder = best.get_layer("frame_encoder")
         save_model_atomically(encoder, target)
         ctx.log.info(f"frames: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']}")

@@ -49,7 +49,7 @@ from emonet.evaluation.evaluate import evaluate_run
 from emonet.experiment.config import load_config
 from emonet.experiment.rundir import RunDir, set_seeds
 from emonet.experiment.stores import prepare_store
-from emonet.training.branches import train_joint
+from emonet.training.branches import train_frames_only, train_joint
 from emonet.training.context import RunContext
 from emonet.training.crossfit import CrossFitter
 
@@ -119,8 +119,12 @@ def prepare_run_folder(run, cfg, *, resume, overwrite):
 
 
 def train_stages(context):
-    """All stages of a run: cross-fitted (video and fusion runs with ``train.folds`` >= 2) or joint."""
-    if context.cfg.train.folds >= 2 and context.cfg.model.mode != "audio":
+    """All stages of a run: the frame CNN alone (``frames``), cross-fitted (video and fusion runs with
+    ``train.folds`` >= 2) or joint."""
+    mode = context.cfg.model.mode
+    if mode == "frames":
+        train_frames_only(context)
+    elif context.cfg.train.folds >= 2 and mode != "audio":
         CrossFitter(context, context.cfg.train.folds).fit()
     else:
         train_joint(context)
