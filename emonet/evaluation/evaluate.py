@@ -187,9 +187,12 @@ def _baselines(run, table, functionals, embeddings, *, train_store_path=None):
     with FeatureStore(train_store_path) as train_store:
         train_table, _ = SplitTable(train_store, cfg.data.train_split, labelled=False).labelled_part()
         rows = []
-        train_audio = audio_matrix(train_store, train_table.keys)
-        rows += run_baselines(train_audio, train_table.labels, functionals, table.labels,
-                              feature_set="audio functionals", seed=cfg.seed)
+        if train_table.has_audio.any():
+            train_audio = audio_matrix(train_store, train_table.keys)
+            rows += run_baselines(train_audio, train_table.labels, functionals, table.labels,
+                                  feature_set="audio functionals", seed=cfg.seed)
+        else:  # still images, silent footage: the functionals are all zeros
+            logger.info("audio baselines skipped: no training clip has audio")
         if run.frame_encoder is not None:
             train_emb = run.store_embeddings(train_store, train_table.keys)
             pooled = lambda embs: np.stack([e.mean(axis=0) if len(e) else np.zeros(e.shape[1]) for e in embs])  # noqa: E731
