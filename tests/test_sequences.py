@@ -119,3 +119,42 @@ def test_a_resumed_stream_continues_where_it_stopped(store):
                                          seed=5, epoch=1)))
     np.testing.assert_array_equal(epoch1[1], resumed[1])
     np.testing.assert_allclose(epoch1[0]["frames"], resumed[0]["frames"])
+
+
+@pytest.fixture(scope="module")
+def still_store(tmp_path_factory):
+    """A store of six one-frame clips (still images) with soft labels, and its training table."""
+    path = tmp_path_factory.mktemp("stills") / "s.h5"
+    with StoreWriter(path, params={"crop_size": CROP}, versions={}, audio_feature_names=["f0"]) as writer:
+        for i in range(6):
+            votes = np.zeros(7, np.float32)
+            votes[i % 7], votes[(i + 1) % 7] = 0.75, 0.25
+            writer.write_clip(ClipFeatures(
+                key=clip_key(f"FER2013Train/face{i}.png"),
+                arrays={"faces": np.full((1, CROP, CROP, 3), 40 * i, np.uint8), "face_found": np.ones(1, bool),
+                        "audio_functionals": np.zeros(1, np.float32)},
+                attrs={"label": None, "label_index": i % 7, "split": "train", "n_frames": 1, "has_audio": False,
+                       "audio_silent": True, "speaker": "", "subject": "", "source": f"face{i}.png",
+                       "soft_label": votes}))
+    with FeatureStore(path) as opened:
+        table = SplitTable(opened, "train")
+    assert table.soft_labels is not None
+    return path, table
+
+
+def test_still_images_stream_every_face_once_per_epoch_reshuffled_with_their_votes(still_store):
+    from emonet.features.datasets import frame_dataset
+    path, table = still_store
+    dataset = frame_dataset(path, table, frames_per_clip=1, image_size=SIZE, batch_size=4, augment=False, seed=0,
+                            soft_labels=True)
+    epochs = []
+    for _ in range(2):
+        batches = list(dataset.as_numpy_iterator())
+        frames = np.concatenate([x for x, _ in batches])
+        votes = np.concatenate([y for _, y in batches])
+        assert frames.shape == (6, SIZE, SIZE, 3) and votes.shape == (6, 7)
+        order = [int(np.argmax(v)) for v in votes]        # face i carries 0.75 on class i
+        assert sorted(order) == list(range(6))
+        np.testing.assert_allclose(votes.sum(axis=1), 1.0)
+        epochs.append(order)
+    assert epochs[0] != epochs[1]  # a new order every epoch
