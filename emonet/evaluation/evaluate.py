@@ -49,7 +49,7 @@ def resolve_data(run, data, *, layout=None):
         return data, None
     if not data.is_dir():
         raise ConfigError(f"--data {data}: neither a .h5 feature store nor a dataset folder")
-    return extract_folder(data, run.path / f"eval_{data.name}_features.h5", cfg, layout=layout), None
+    return extract_folder(data, run.evaluation_store(data), cfg, layout=layout), None
 
 
 def _labelled_split(store, split):
@@ -81,8 +81,7 @@ def evaluation_dir(run_dir, *, data=None, out_dir=None):
     """
     if out_dir:
         return Path(out_dir)
-    run_dir = Path(run_dir)
-    return run_dir if data is None else run_dir / f"eval_{Path(data).stem}"
+    return (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)).evaluation_dir(data)
 
 
 def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=True):

@@ -133,6 +133,14 @@ class RunDir:
         fold.path.mkdir(parents=True, exist_ok=True)
         return fold
 
+    def evaluation_dir(self, data=None):
+        """Where an evaluation writes: the run folder itself, or ``eval_<stem of data>/`` for other data."""
+        return self.path if data is None else self.path / f"eval_{Path(data).stem}"
+
+    def evaluation_store(self, data_dir):
+        """``eval_<folder name>_features.h5``: the store a dataset folder is extracted into for evaluation."""
+        return self.path / f"eval_{Path(data_dir).name}_features.h5"
+
     @staticmethod
     def outputs(out_dir):
         """The evaluation outputs written into ``out_dir`` (the run folder or an ``eval_*`` folder)."""
