@@ -155,7 +155,9 @@ def _add_evaluate(sub):
 
     p = sub.add_parser("evaluate", help="metrics, confusion matrix, ablation and baselines of a run",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run_dir", type=Path, help="run directory written by emonet train")
+    p.add_argument("run_dir", type=Path, nargs="?", default=None,
+                   help="run directory written by emonet train (default: the shipped model emonet-base, "
+                        "which needs --data)")
     p.add_argument("--data", type=Path, default=None,
                    help="feature store (.h5) or dataset folder to evaluate on (default: the run's val split)")
     p.add_argument("--layout", default=None,
@@ -169,9 +171,18 @@ def cmd_evaluate(args):
     """``emonet evaluate``: write the evaluation files, print the report, ablation table and where they are."""
     from emonet.evaluation.evaluate import evaluate_run, evaluation_dir
     from emonet.evaluation.report import format_evaluation
-    result = evaluate_run(args.run_dir, data=args.data, layout=args.layout, out_dir=args.out,
-                          baselines=not args.no_baselines)
-    metrics_path = evaluation_dir(args.run_dir, data=args.data, out_dir=args.out) / "metrics.json"
+    from emonet.inference.trained_run import shipped_model_dir
+    run_dir, out, store_dir = args.run_dir, args.out, None
+    if run_dir is None:  # the shipped model: its folder is part of the package, results go to the working folder
+        run_dir = shipped_model_dir()
+        if args.data is None:
+            raise ConfigError("the shipped model emonet-base has no validation split of its own: "
+                              "pass --data DIR --layout L (or a run directory)")
+        out = out or Path(f"emonet-base_eval_{args.data.stem}")
+        store_dir = out
+    result = evaluate_run(run_dir, data=args.data, layout=args.layout, out_dir=out,
+                          baselines=not args.no_baselines and args.run_dir is not None, store_dir=store_dir)
+    metrics_path = evaluation_dir(run_dir, data=args.data, out_dir=out) / "metrics.json"
     print(format_evaluation(result, metrics_path=metrics_path))
     return 0
 
@@ -182,7 +193,8 @@ def _add_predict(sub):
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("clips", nargs="+", type=Path,
                    help="clip files: videos, audio files or still images (.jpg, .png...: one frame, no audio)")
-    p.add_argument("--model", "-m", type=Path, required=True, help="run directory of a trained model")
+    p.add_argument("--model", "-m", type=Path, default=None,
+                   help="run directory of a trained model (default: the shipped model emonet-base)")
     p.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format")
     p.add_argument("--output", "-o", type=Path, default=None, help="write the output to this file")
     p.add_argument("--submission", type=Path, default=None,
@@ -194,7 +206,9 @@ def _add_predict(sub):
 
 def cmd_predict(args):
     from emonet.inference.predict import format_results, predict_clips, write_submission
-    results, failures = predict_clips(args.clips, args.model, batch_size=args.batch_size,
+    from emonet.inference.trained_run import shipped_model_dir
+    model = args.model if args.model is not None else shipped_model_dir()
+    results, failures = predict_clips(args.clips, model, batch_size=args.batch_size,
                                       progress=not args.no_progress)
     text = format_results(results, args.format)
     if args.output:

@@ -32,12 +32,13 @@ from emonet.inference.trained_run import TrainedRun
 logger = logging.getLogger(__name__)
 
 
-def resolve_data(run, data, *, layout=None):
+def resolve_data(run, data, *, layout=None, store_dir=None):
     """(store path, split) to evaluate on: the run's validation split, or ``data``.
 
     ``data`` may be a ``.h5`` store or a dataset folder in ``layout`` (default: the
-    run's), extracted into ``<run_dir>/eval_<folder name>_features.h5`` with the run's
-    extraction settings.
+    run's), extracted into ``<run_dir>/eval_<folder name>_features.h5`` (or into
+    ``store_dir``, e.g. for the shipped model, whose folder is part of the package) with
+    the run's extraction settings.
     """
     cfg = run.config
     if data is None:
@@ -49,7 +50,11 @@ def resolve_data(run, data, *, layout=None):
         return data, None
     if not data.is_dir():
         raise ConfigError(f"--data {data}: neither a .h5 feature store nor a dataset folder")
-    return extract_folder(data, run.evaluation_store(data), cfg, layout=layout), None
+    store = run.evaluation_store(data)
+    if store_dir is not None:
+        Path(store_dir).mkdir(parents=True, exist_ok=True)
+        store = Path(store_dir) / store.name
+    return extract_folder(data, store, cfg, layout=layout), None
 
 
 def _labelled_split(store, split):
@@ -84,7 +89,7 @@ def evaluation_dir(run_dir, *, data=None, out_dir=None):
     return (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)).evaluation_dir(data)
 
 
-def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=True):
+def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=True, store_dir=None):
     """Evaluate a run; returns the metrics dict (also written to ``metrics.json``).
 
     Parameters
@@ -98,6 +103,8 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
         Where to write results (default: ``run_dir``, or ``run_dir/eval_<name>`` with ``data``).
     baselines : bool
         Also fit and score the classical baselines (on the run's training split).
+    store_dir : str or os.PathLike, optional
+        Where a dataset folder ``data`` is extracted to (default: the run folder).
 
     Returns
     -------
@@ -111,7 +118,7 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
     run_folder = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     run_dir = run_folder.path
     run = TrainedRun(run_folder)
-    store_path, split = resolve_data(run_folder, data, layout=layout)
+    store_path, split = resolve_data(run_folder, data, layout=layout, store_dir=store_dir)
     train_store_path = store_path if data is None else None
     out_dir = evaluation_dir(run_dir, data=data, out_dir=out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -65,6 +65,9 @@ class ModelConfig:
     reducer_shrinkage: str | float = "auto"  # LDA covariance shrinkage: "auto" (Ledoit-Wolf) or 0..1
     reducer_whiten: bool = True  # scale every reduced axis to unit variance
     head_dropout: float = 0.5
+    frame_encoder_init: str | None = None  # stage one starts from this trained frame CNN: a run folder (its
+                                           # frame_encoder.keras, and its frame head when it is a frames run)
+                                           # or a .keras frame encoder; None = random initialisation
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,10 @@ def _validate(cfg, source):
                           f"already trains the video branch end to end); set it to 0")
     if cfg["data"]["root"] in (REQUIRED, None, ""):
         raise ConfigError(f"{source}: data.root is required (a dataset folder or a .h5 feature store)")
+    init = cfg["model"]["frame_encoder_init"]
+    if init is not None and (not isinstance(init, str) or not init):
+        raise ConfigError(f"{source}: model.frame_encoder_init must be a path (a run folder or a .keras file) "
+                          f"or null; received {init!r}")
     if not isinstance(cfg["seed"], int) or isinstance(cfg["seed"], bool):
         raise ConfigError(f"{source}: seed must be an integer; received {cfg['seed']!r}")
 
@@ -238,6 +245,8 @@ def resolve_config(raw, *, source="config", base_dir=".", smoke=False):
     cfg["data"]["root"] = str((base / cfg["data"]["root"]).resolve())
     if cfg["data"]["store"]:
         cfg["data"]["store"] = str((base / cfg["data"]["store"]).resolve())
+    if cfg["model"]["frame_encoder_init"]:
+        cfg["model"]["frame_encoder_init"] = str((base / cfg["model"]["frame_encoder_init"]).resolve())
     return _build(cfg)
 
 

@@ -5,6 +5,7 @@ Keras safe mode; nothing is unpickled.
 """
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +18,18 @@ from emonet.features.datasets import sequence_batch
 from emonet.features.reducer import AudioReducer
 from emonet.nn.io import load_model
 from emonet.nn.models import modes_needing
+
+
+#: The shipped model, ``emonet-base`` (MODEL_CARD.md there): a run folder inside the package.
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[1] / "pretrained" / "emonet-base"
+
+
+def shipped_model_dir():
+    """The folder of the shipped model; ModelError if this installation lacks it."""
+    if not (SHIPPED_MODEL_DIR / "model.keras").is_file():
+        raise ModelError(f"{SHIPPED_MODEL_DIR}: the shipped model emonet-base is missing from this installation; "
+                         f"pass --model RUN (a run folder written by emonet train)")
+    return SHIPPED_MODEL_DIR
 
 
 class TrainedRun:

@@ -8,6 +8,9 @@ Importing this module registers them; :func:`emonet.nn.io.load_model` does so.
 - :class:`FrameMask`: numeric frame mask -> boolean mask for the LSTMs (video branch).
 - :class:`LogProbability`, :class:`FeatureSlice`, :class:`HasInput`, :class:`BranchPool`:
   the pieces of the cross-fitted fusion model (:mod:`emonet.nn.fusion`).
+- :class:`MaskedFrameMean`: per-frame probabilities -> clip probabilities (the ``frames`` mode).
+- :class:`MaskedEmbeddingMean`, :class:`IsMoving`: the two video experts of the shipped
+  model (:mod:`emonet.nn.experts`).
 """
 
 import keras
@@ -182,3 +185,49 @@ class MaskedFrameMean(layers.Layer):
     def compute_output_shape(self, input_shape):
         shape = input_shape[0]
         return (shape[0], shape[2])
+
+
+@keras.saving.register_keras_serializable(package="emonet")
+class MaskedEmbeddingMean(layers.Layer):
+    """Mean of the real frames' embeddings (zeros for a clip without frames).
+
+    Call arguments
+    --------------
+    inputs : list of two tensors
+        ``[embeddings [shape=(B, T, E)], mask [shape=(B, T)]]`` (mask 1 = real frame).
+
+    Returns
+    -------
+    tensor [shape=(B, E)]
+    """
+
+    def call(self, inputs):
+        embeddings, mask = inputs
+        mask = ops.expand_dims(ops.cast(mask, embeddings.dtype), -1)
+        return ops.sum(embeddings * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape[0]
+        return (shape[0], shape[2])
+
+
+@keras.saving.register_keras_serializable(package="emonet")
+class IsMoving(layers.Layer):
+    """1.0 for a clip with at least two real frames (footage), 0.0 for a still image or no face.
+
+    Call arguments
+    --------------
+    frame_mask : tensor [shape=(B, T)]
+        1 = real frame. (Not named ``mask``: Keras reserves that argument for its own masking.)
+
+    Returns
+    -------
+    tensor [shape=(B, 1)] float32
+    """
+
+    def call(self, frame_mask):
+        frames = ops.sum(ops.cast(frame_mask, "float32"), axis=-1, keepdims=True)
+        return ops.cast(ops.greater_equal(frames, 2.0), "float32")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)

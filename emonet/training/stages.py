@@ -7,20 +7,64 @@ fitted again in seconds.
 
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
+from preprocessing.errors import ConfigError
+
 from emonet.evaluation.metrics import uar
 from emonet.features.datasets import frame_dataset
+from emonet.experiment.rundir import RunDir
 from emonet.features.embedding import embed_faces, read_embedding_cache, reduce_audio, write_embedding_cache
 from emonet.features.frames import prepare_faces, sample_indices
 from emonet.features.reducer import AudioReducer
 from emonet.features.tables import audio_matrix, clip_frames
 from emonet.nn.io import load_model, save_model_atomically
+from emonet.nn.names import OUTPUT_NAME
 from emonet.nn.resnet import build_frame_classifier, build_resnet20
 
 #: Frames per validation clip scored in stage one (centred segment sampling).
 VAL_FRAMES_PER_CLIP = 4
+
+
+def initial_frame_classifier(model_cfg):
+    """Stage one's starting point: ResNet-20 + softmax, random or from ``model.frame_encoder_init``.
+
+    The init is a run folder (its ``frame_encoder.keras``; a ``frames`` run's ``model.keras``
+    also gives the softmax layer) or a ``.keras`` frame encoder. Its input must be
+    (image_size, image_size, 3) and its output (embedding_dim,).
+
+    Returns
+    -------
+    keras.Model
+        (B, S, S, 3) float32 -> (B, 7) probabilities; its ``frame_encoder`` layer is the encoder.
+    """
+    init = model_cfg.frame_encoder_init
+    if not init:
+        return build_frame_classifier(build_resnet20(image_size=model_cfg.image_size,
+                                                     embedding_dim=model_cfg.embedding_dim))
+    path, head = Path(init), None
+    if path.is_dir():
+        run = RunDir(path)
+        encoder = load_model(run.frame_encoder_path, compile=False)
+        if run.config.model.mode == "frames" and run.model_file("model").is_file():
+            frame_average = load_model(run.model_file("model"), compile=False)
+            head = next(layer for layer in frame_average.layers if layer.name.endswith("_frames")).get_weights()
+    elif path.is_file():
+        encoder = load_model(path, compile=False)
+    else:
+        raise ConfigError(f"{path}: model.frame_encoder_init is neither a run folder nor a .keras file")
+    want_in, want_out = (model_cfg.image_size, model_cfg.image_size, 3), (model_cfg.embedding_dim,)
+    if tuple(encoder.input_shape[1:]) != want_in or tuple(encoder.output_shape[1:]) != want_out:
+        raise ConfigError(f"{path}: frame encoder maps {tuple(encoder.input_shape[1:])} -> "
+                          f"{tuple(encoder.output_shape[1:])}, but this run needs {want_in} -> {want_out} "
+                          f"(model.image_size, model.embedding_dim)")
+    encoder.name = "frame_encoder"
+    classifier = build_frame_classifier(encoder)
+    if head is not None:
+        classifier.get_layer(OUTPUT_NAME).set_weights(head)
+    return classifier
 
 
 class ReducerStage:
@@ -78,8 +122,7 @@ class FrameEncoderStage:
             ctx.log.info("frames: frame encoder already trained (resume)")
             return load_model(target, compile=False)
         soft = bool(train.soft_labels and ctx.train_table.soft_labels is not None)
-        encoder = build_resnet20(image_size=model_cfg.image_size, embedding_dim=model_cfg.embedding_dim)
-        classifier = build_frame_classifier(encoder)
+        classifier = initial_frame_classifier(model_cfg)
         loop = ctx.stage_loop(classifier, "frames", epochs=train.frame_epochs, patience=max(3, train.patience // 2),
                               soft_labels=soft)
         classifier = loop.resume_model(classifier)

@@ -1,0 +1,198 @@
+"""``emonet-base``, the shipped model: assembled from a frame CNN run, a voice run and posed-face clips.
+
+The parts (each trained by ``emonet train``; ``experiments/emonet_base.py`` runs the lot):
+
+1. **Frame CNN** -- a ``frames`` run (e.g. ``experiments/ferplus_faces_long.yaml``: ResNet-20
+   on FER+ faces in the wild). Its encoder is the run's ``frame_encoder.keras``; its softmax
+   is the *face expert* of :mod:`emonet.nn.experts`.
+2. **Clip expert** -- a softmax on the mean frame embedding of a clip, fitted here
+   (multinomial logistic regression, class-balanced) on the training split of a store of
+   footage (the composite corpus's Train_AFEW), embedded by the same frame CNN.
+3. **Voice** -- an ``audio`` run (e.g. ``experiments/voice_none.yaml``: all speech corpora,
+   speaker-independent split); its model is the audio branch, its ``reducer.npz`` the reducer.
+4. **Fusion** -- :func:`emonet.nn.fusion.build_fusion_head` with an untrained (zero) correction:
+   the linear pool of the branches that have input, the video weight fitted by maximum
+   likelihood on the *fusion split* of the footage store (Val_AFEW: faces and speakers the
+   video and voice parts never trained on).
+
+The result is an ordinary run folder of mode ``fusion`` (``config.yaml``, ``model.keras``,
+``frame_encoder.keras``, ``reducer.npz``, ``versions.json``, ``parts.json``), so ``predict`` and
+``evaluate`` load it like any run.
+"""
+
+import dataclasses
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from preprocessing.errors import ConfigError
+from preprocessing.files import atomic_path
+from preprocessing.store import FeatureStore
+
+from emonet.evaluation.metrics import uar
+from emonet.experiment.config import RunConfig
+from emonet.experiment.rundir import RunDir
+from emonet.features.frames import sample_indices
+from emonet.features.tables import SplitTable, audio_matrix
+from emonet.inference.trained_run import TrainedRun
+from emonet.nn.experts import build_video_experts, softmax_weights
+from emonet.nn.fusion import build_fusion_head, build_stacked_fusion
+from emonet.nn.io import load_model, save_model_atomically
+from emonet.training.folds import fit_pool_weight
+
+logger = logging.getLogger(__name__)
+
+#: The files of a run folder that inference needs, plus its provenance: what the package ships.
+SHIPPED_FILES = ("config.yaml", "model.keras", "frame_encoder.keras", "reducer.npz", "versions.json", "parts.json")
+
+
+@dataclass(frozen=True)
+class BaseModelRecipe:
+    """What ``emonet-base`` is made of (all paths absolute or relative to the working folder)."""
+    frames_run: str                 # a ``frames`` run: frame CNN + face expert
+    voice_run: str                  # an ``audio`` run: audio branch + reducer
+    footage_store: str              # feature store of labelled footage (clip expert, fusion weight)
+    clip_split: str = "train"       # split of the footage store the clip expert is fitted on
+    fusion_split: str = "val"       # split the fusion weight is fitted on (unseen faces and speakers)
+    face_weight: float = 0.5        # weight of the face expert on footage; not tuned (see docs/DESIGN.md)
+    clip_expert_c: float = 0.1      # inverse L2 strength of the clip expert's logistic regression
+    n_frames: int = 16              # frames sampled per clip (centred segments), as every run reads them
+
+
+def mean_embeddings(frames, store, keys, n_frames):
+    """Mean frame-CNN embedding of each clip over its centred segment frames (as inference samples them).
+
+    Returns
+    -------
+    np.ndarray [shape=(n, E), dtype=float32]
+        Zeros for a clip without a face.
+    """
+    out = np.zeros((len(keys), frames.frame_encoder.output_shape[-1]), np.float32)
+    for i, key in enumerate(keys):
+        faces = store.clip(key)["faces"]
+        if not faces.shape[0]:
+            continue
+        index, mask = sample_indices(faces.shape[0], n_frames)
+        picked = faces[()][np.unique(index[mask > 0])]
+        out[i] = frames.encode_faces(picked).mean(axis=0)
+    return out
+
+
+def fit_clip_expert(embeddings, labels, *, c=0.1, seed=0):
+    """Class-balanced multinomial logistic regression on mean embeddings, as one softmax layer.
+
+    The standardisation is folded into the weights, so ``softmax(x @ kernel + bias)`` equals
+    the fitted model's ``predict_proba`` on raw mean embeddings ``x``.
+
+    Returns
+    -------
+    kernel : np.ndarray [shape=(E, C)]
+    bias : np.ndarray [shape=(C,)]
+    """
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) < 7:
+        raise ConfigError(f"clip expert: the footage split has clips of {len(np.unique(labels))} classes; needs all 7")
+    scaler = StandardScaler().fit(embeddings)
+    model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced", random_state=seed)
+    model.fit(scaler.transform(embeddings), labels)
+    kernel = (model.coef_ / scaler.scale_).T
+    bias = model.intercept_ - (model.coef_ * scaler.mean_ / scaler.scale_).sum(axis=1)
+    return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+def class_balance_weights(labels):
+    """Per-clip weights ``n / (k * count(class))``: every class counts alike."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels, minlength=7).astype(np.float64)
+    return len(labels) / (np.count_nonzero(counts) * counts[labels])
+
+
+def base_config(frames_run, voice_run, footage_store):
+    """The shipped run's config: the frame CNN's image settings, footage extraction, the voice reducer."""
+    frames_cfg, voice_cfg = frames_run.config, voice_run.config
+    keys = {f.name for f in dataclasses.fields(RunConfig().extract)}
+    with FeatureStore(footage_store) as store:
+        extract = {k: v for k, v in store.params.items() if k in keys}
+    return RunConfig().with_changes(
+        name="emonet-base", description="the shipped model (emonet.training.base_model; MODEL_CARD.md)",
+        data={"root": "../shared/data (FER+, speech corpora, composite; see MODEL_CARD.md)", "layout": "afew"},
+        extract=extract,
+        model={"mode": "fusion", "image_size": frames_cfg.model.image_size,
+               "embedding_dim": frames_cfg.model.embedding_dim, "n_frames": 16,
+               "reducer": voice_cfg.model.reducer, "audio_dim": voice_cfg.model.audio_dim})
+
+
+def assemble_base_model(recipe, out_dir):
+    """Build the shipped model into ``out_dir`` (a run folder); returns the record of its parts (dict).
+
+    Raises
+    ------
+    ModelError
+        A part's run folder is missing or incomplete.
+    ConfigError
+        The parts do not fit together (modes, embedding widths) or the footage lacks a class.
+    """
+    frames, voice = TrainedRun(recipe.frames_run), TrainedRun(recipe.voice_run)
+    if frames.mode != "frames" or voice.mode != "audio":
+        raise ConfigError(f"emonet-base needs a frames run and an audio run; received {frames.mode} "
+                          f"({recipe.frames_run}) and {voice.mode} ({recipe.voice_run})")
+    face_head = softmax_weights(frames.model)
+    with FeatureStore(recipe.footage_store) as store:
+        clips = SplitTable(store, recipe.clip_split)
+        fusion = SplitTable(store, recipe.fusion_split)
+        logger.info(f"emonet-base: clip expert on {len(clips)} clips of split {recipe.clip_split!r}")
+        clip_x = mean_embeddings(frames, store, clips.keys, recipe.n_frames)
+        has_faces = clips.n_frames > 0
+        clip_head = fit_clip_expert(clip_x[has_faces], clips.labels[has_faces], c=recipe.clip_expert_c)
+        video_branch = build_video_experts(face_head, clip_head, n_frames=recipe.n_frames, alpha=recipe.face_weight)
+        fusion_embeddings = [frames.encode_faces(store.clip(k)["faces"][()]) for k in fusion.keys]
+        fusion_audio = audio_matrix(store, fusion.keys)
+    audio_branch = load_model(voice.model_path, compile=False)
+    video_inputs = frames_inputs(fusion_embeddings, recipe.n_frames)
+    p_video = np.asarray(video_branch.predict(video_inputs, verbose=0))
+    p_audio = np.asarray(audio_branch.predict(voice.reduce_audio(fusion_audio, fusion.has_audio), verbose=0))
+    both = fusion.has_audio & (fusion.n_frames > 0)
+    alpha = fit_pool_weight(p_video[both], p_audio[both], fusion.labels[both],
+                            sample_weight=class_balance_weights(fusion.labels[both]))
+    model = build_stacked_fusion(video_branch, audio_branch, build_fusion_head(alpha=alpha), name="emonet_base")
+    run = RunDir(out_dir)
+    run.write_config(base_config(frames.run, voice.run, recipe.footage_store))
+    save_model_atomically(model, run.model_path)
+    copy_file(frames.run.frame_encoder_path, run.frame_encoder_path)
+    copy_file(voice.run.reducer_path, run.reducer_path)
+    run.write_versions()
+    record = {"recipe": dataclasses.asdict(recipe), "fusion_video_weight": alpha,
+              "fusion_split_clips": int(both.sum()),
+              "fusion_split_uar": {"video": uar(fusion.labels, p_video.argmax(1)),
+                                   "audio": uar(fusion.labels[fusion.has_audio],
+                                                p_audio[fusion.has_audio].argmax(1))}}
+    run.write_json(run.path / "parts.json", record)
+    logger.info(f"emonet-base: fusion video weight {alpha:.3f} (fitted on {int(both.sum())} clips of split "
+                f"{recipe.fusion_split!r}) -> {run.path}")
+    return record
+
+
+def frames_inputs(embeddings, n_frames):
+    """Input dict of a video branch for clips' per-frame embeddings (centred segment sampling)."""
+    from emonet.features.datasets import sequence_batch
+    x, mask = sequence_batch(embeddings, n_frames)
+    return {"frame_embeddings": x, "frame_mask": mask}
+
+
+def copy_run(source, target):
+    """Copy the inference files of a run folder (the shipped model's package folder), replacing ``target``."""
+    source, target = Path(source), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED_FILES:
+        copy_file(source / name, target / name)
+
+
+def copy_file(source, target):
+    """Copy one file atomically (a killed copy leaves the old ``target`` or none, never half a file)."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
