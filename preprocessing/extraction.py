@@ -23,6 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import audio, faces, images, media
+from .audio_augment import check_speeds, speed_functionals
 from .constants import CLASSES, FPS, N_MFCC, SAMPLE_RATE
 from .errors import ConfigError, EmonetError, one_line
 from .face_corpora import read_fer2013_face
@@ -51,6 +52,12 @@ class ExtractParams:
         Also store the whole frame, resized to ``crop_size`` (context).
     n_mfcc : int
         MFCC coefficients.
+    audio_speeds : tuple of float
+        Also store the audio functionals of the clip played at each of these speeds
+        (``audio_speed_functionals`` [shape=(len(audio_speeds), D)], see
+        :mod:`preprocessing.audio_augment`): training copies that sound like other
+        speakers. Empty (the default): not computed, and not part of :meth:`as_dict`,
+        so stores written before this setting existed keep matching.
     """
 
     analysis_side: int = 320
@@ -61,8 +68,11 @@ class ExtractParams:
     max_frames: int = 150
     keep_frames: bool = False
     n_mfcc: int = N_MFCC
+    audio_speeds: tuple = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "audio_speeds", check_speeds(self.audio_speeds, name="extraction parameter "
+                                                                                     "audio_speeds"))
         checks = {
             "analysis_side": self.analysis_side >= 32, "crop_size": 8 <= self.crop_size <= 512,
             "margin": 0 <= self.margin <= 2, "detect_every": self.detect_every >= 1,
@@ -75,7 +85,12 @@ class ExtractParams:
 
     def as_dict(self):
         """Everything that decides the stored values, including the fixed rates."""
-        return {**dataclasses.asdict(self), "fps": FPS, "sample_rate": SAMPLE_RATE}
+        params = {**dataclasses.asdict(self), "fps": FPS, "sample_rate": SAMPLE_RATE}
+        if self.audio_speeds:
+            params["audio_speeds"] = list(self.audio_speeds)  # as JSON reads it back from a store
+        else:
+            del params["audio_speeds"]
+        return params
 
 
 def library_versions():
@@ -113,7 +128,8 @@ def extract_clip(path, params, *, detector=None, face_crop=False, row_offset=Non
     -------
     arrays : dict of str to np.ndarray
         faces (T,S,S,3) uint8, face_found (T,), face_boxes (T,4), frame_index (T,),
-        optionally frames (T,S,S,3), audio_functionals (D,), mfcc (N, n_mfcc).
+        optionally frames (T,S,S,3), audio_functionals (D,), mfcc (N, n_mfcc), and with
+        ``params.audio_speeds`` audio_speed_functionals (K, D) (zeros for a clip without audio).
     attrs : dict
         duration, has_video, has_audio, audio_silent, face_rate, source_fps,
         width, height, rotation, n_frames.
@@ -176,6 +192,10 @@ def extract_clip(path, params, *, detector=None, face_crop=False, row_offset=Non
     else:
         arrays["audio_functionals"], _ = audio.audio_functionals(y, n_mfcc=params.n_mfcc)
         arrays["mfcc"] = audio.mfcc_sequence(y, n_mfcc=params.n_mfcc, n_frames=n_audio_frames)
+    if params.audio_speeds:
+        arrays["audio_speed_functionals"] = (
+            np.zeros((len(params.audio_speeds), len(arrays["audio_functionals"])), np.float32) if silent
+            else speed_functionals(y, params.audio_speeds, n_mfcc=params.n_mfcc))
     attrs = {
         "duration": float(duration), "has_video": info.has_video, "has_audio": info.has_audio,
         "audio_silent": bool(silent), "face_rate": face_rate, "n_frames": int(len(arrays["faces"])),

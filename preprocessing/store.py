@@ -11,6 +11,9 @@ Layout of ``features.h5``::
         frame_index         (T,) int32          position in the 25 fps stream (t = i / 25 s)
         frames              (T, S, S, 3) uint8  whole frames (context), optional
         audio_functionals   (D,) float32        named by /audio_feature_names
+        audio_speed_functionals (K, D) float32  the same of the clip played at each of the
+                                                params' audio_speeds (only in stores built with
+                                                them; zeros without audio)
         mfcc                (N, 40) float32     hop 640 samples = one row per 25 fps frame
         attrs: label, label_index (-1 if unknown), split, speaker, subject, relpath,
                source, duration, has_video, has_audio, audio_silent, face_rate, ...

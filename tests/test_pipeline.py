@@ -27,6 +27,7 @@ from emonet.inference.trained_run import TrainedRun
 from emonet.nn.io import load_model
 from emonet.training.context import RunContext
 from emonet.training.trainer import train
+from preprocessing.errors import ConfigError
 from preprocessing.media import ffmpeg_binary
 from preprocessing.store import FeatureStore
 
@@ -465,3 +466,75 @@ def test_footage_augmentation_is_seeded_and_stays_in_range():
     assert float(tf.reduce_min(first)) >= 0.0 and float(tf.reduce_max(first)) <= 255.0
     np.testing.assert_array_equal(first, augment_footage(frames, tf.constant([1, 2])))
     assert not np.allclose(first, augment_footage(frames, tf.constant([1, 3])))
+
+
+# ----------------------------------------------------------------------------- warm start and emonet-base
+
+def test_stage_one_can_start_from_a_trained_frames_run(frames_run, tmp_path):
+    from emonet.experiment.config import resolve_config
+    from emonet.training.stages import initial_frame_classifier
+    run_dir, store = frames_run
+    cfg = resolve_config({"data": {"root": str(store)}, "model": {"image_size": 32, "frame_encoder_init": str(run_dir)}})
+    classifier = initial_frame_classifier(cfg.model)
+    source = load_model(RunDir(run_dir).frame_encoder_path, compile=False)
+    for mine, theirs in zip(classifier.get_layer("frame_encoder").get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    head = TrainedRun(run_dir).model.get_layer("frame_average_frames").get_weights()
+    np.testing.assert_array_equal(classifier.get_layer("emotion").get_weights()[0], head[0])
+    wrong = resolve_config({"data": {"root": str(store)}, "model": {"image_size": 48, "frame_encoder_init": str(run_dir)}})
+    with pytest.raises(ConfigError, match="frame encoder maps .*needs \\(48, 48, 3\\)"):
+        initial_frame_classifier(wrong.model)
+    missing = resolve_config({"data": {"root": str(store)}, "model": {"frame_encoder_init": str(tmp_path / "nope")}})
+    with pytest.raises(ConfigError, match="nope: model.frame_encoder_init is neither"):
+        initial_frame_classifier(missing.model)
+
+
+@pytest.fixture(scope="session")
+def base_run(frames_run, audio_run, tmp_path_factory):
+    """emonet-base assembled from the stripes frame CNN, the tones voice run and the stripes footage."""
+    from emonet.training.base_model import BaseModelRecipe, assemble_base_model
+    frames_dir, store = frames_run
+    voice_dir, _ = audio_run
+    out = tmp_path_factory.mktemp("base") / "emonet-base"
+    recipe = BaseModelRecipe(frames_run=str(frames_dir), voice_run=str(voice_dir), footage_store=str(store),
+                             n_frames=6)
+    return out, assemble_base_model(recipe, out), store
+
+
+def test_base_model_is_a_fusion_run_that_reads_the_picture(base_run):
+    out, parts, store = base_run
+    run = TrainedRun(out)
+    assert run.mode == "fusion" and run.reducer is not None
+    assert parts["fusion_video_weight"] > 0.5  # the stripes corpus's sound carries no label
+    with FeatureStore(store) as st:
+        table = SplitTable(st, "val")
+        embeddings = run.store_embeddings(st, table.keys)
+        functionals = np.stack([st.clip(k)["audio_functionals"][()] for k in table.keys])
+    proba = run.predict(embeddings, functionals, table.has_audio)
+    assert (proba.argmax(1) == table.labels).mean() >= 0.75  # 4 classes, chance 0.25
+
+
+def test_base_model_classifies_a_still_with_the_frame_cnn_alone(base_run, frames_run):
+    out, _, store = base_run
+    base, frames = TrainedRun(out), TrainedRun(frames_run[0])
+    with FeatureStore(store) as st:
+        crops = st.clip(SplitTable(st, "val").keys[0])["faces"][()]
+    one = base.encode_faces(crops[:1])
+    silent = np.zeros((1, 1475))  # no audio: the fusion head uses the video branch alone
+    still = base.predict([one], silent, np.zeros(1, bool))[0]
+    # the frame CNN's probabilities, up to the 1e-4 floor the pools put under every class
+    np.testing.assert_allclose(still, frames.predict([one], None, np.zeros(1, bool))[0], atol=1e-3)
+    footage = base.predict([base.encode_faces(crops)], silent, np.zeros(1, bool))[0]
+    assert not np.allclose(footage, frames.predict([base.encode_faces(crops)], None, np.zeros(1, bool))[0],
+                           atol=1e-4)  # footage also hears the clip expert
+
+
+def test_base_model_predicts_from_the_cli_and_keeps_results_out_of_its_folder(base_run, video_run, tmp_path,
+                                                                                capsys):
+    out, _, _ = base_run
+    _, root = video_run
+    clip = next((root / "Val_AFEW" / "Happy").glob("*.mp4"))
+    assert main(["predict", str(clip), "--model", str(out), "--no-progress"]) == 0
+    assert "happy_" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--data", str(root), "--no-baselines", "--out", str(tmp_path / "ev")]) == 0
+    assert (tmp_path / "ev" / "metrics.json").is_file()

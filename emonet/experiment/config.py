@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from preprocessing.audio_augment import check_speeds
 from preprocessing.errors import ConfigError
 
 #: Marks the one key without a default.
@@ -49,6 +50,10 @@ class ExtractConfig:
     detector: str = "haar"
     margin: float = 0.1         # border around the face box, fraction of its size per side
     keep_frames: bool = False
+    audio_speeds: list = field(default_factory=list)  # also store the functionals of each clip played at these
+                                                      # speeds (e.g. [0.9, 1.1]: pitch and formants x0.9, x1.1);
+                                                      # training clips of audio branches draw one per epoch.
+                                                      # [] = off (preprocessing.audio_augment)
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,8 @@ def _validate(cfg, source):
                           f"already trains the video branch end to end); set it to 0")
     if cfg["data"]["root"] in (REQUIRED, None, ""):
         raise ConfigError(f"{source}: data.root is required (a dataset folder or a .h5 feature store)")
+    cfg["extract"]["audio_speeds"] = list(check_speeds(cfg["extract"]["audio_speeds"] or [],
+                                                       name=f"{source}: extract.audio_speeds"))
     init = cfg["model"]["frame_encoder_init"]
     if init is not None and (not isinstance(init, str) or not init):
         raise ConfigError(f"{source}: model.frame_encoder_init must be a path (a run folder or a .keras file) "

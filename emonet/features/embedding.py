@@ -1,6 +1,7 @@
 """Frame embeddings and reduced audio: what the clip models read, and the run's per-frame embedding cache."""
 
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -40,6 +41,23 @@ def write_embedding_cache(path, store_path, embeddings):
         group = f.create_group("clips")
         for key, emb in embeddings.items():
             group.create_dataset(key, data=emb)
+
+
+class ReducedAudio(NamedTuple):
+    """The reduced audio vectors a clip model trains on (a pair ``(train, val)`` when indexed).
+
+    Attributes
+    ----------
+    train : np.ndarray [shape=(n_train, d), dtype=float32]
+    val : np.ndarray [shape=(n_val, d), dtype=float32]
+    train_speeds : np.ndarray [shape=(K, n_train, d), dtype=float32] or None
+        The training clips played at the K extraction ``audio_speeds`` (None without them);
+        each epoch draws, per clip, the clip itself or one of these copies.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    train_speeds: np.ndarray | None = None
 
 
 def reduce_audio(reducer, functionals, has_audio):

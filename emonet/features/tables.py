@@ -19,7 +19,7 @@ from emonet.features.frames import sample_indices
 from preprocessing.constants import CLASSES
 from preprocessing.errors import StoreError
 
-__all__ = ["SplitTable", "audio_matrix", "clip_frames"]
+__all__ = ["SplitTable", "audio_matrix", "audio_speed_matrix", "clip_frames"]
 
 
 class SplitTable:
@@ -119,6 +119,43 @@ class SplitTable:
 def audio_matrix(store, keys):
     """Audio functionals of ``keys``, shape (n, D) float64 (small: read fully)."""
     return np.stack([store.clip(k)["audio_functionals"][()] for k in keys]).astype(np.float64)
+
+
+def audio_speed_matrix(store, keys, has_audio):
+    """Audio functionals of speed-perturbed copies of ``keys`` (extraction ``audio_speeds``).
+
+    Parameters
+    ----------
+    store : preprocessing.store.FeatureStore
+        Built with ``audio_speeds`` (K factors).
+    keys : list of str
+        n clips.
+    has_audio : np.ndarray [shape=(n,), dtype=bool]
+        Clips without (or with silent) audio get zero rows, like their ``audio_functionals``.
+
+    Returns
+    -------
+    np.ndarray [shape=(K, n, D), dtype=float64]
+        ``[k, i]``: clip ``keys[i]`` played at speed ``audio_speeds[k]``.
+
+    Raises
+    ------
+    StoreError
+        The store was built without ``audio_speeds``, or a clip with audio lacks its copies.
+    """
+    speeds = store.params.get("audio_speeds") or []
+    if not speeds:
+        raise StoreError(f"{store.path}: the store holds no speed-perturbed audio (extract.audio_speeds was empty "
+                         f"when it was built); give the run a store built with extract.audio_speeds")
+    out = np.zeros((len(speeds), len(keys), len(store.audio_feature_names)), np.float64)
+    for i, key in enumerate(keys):
+        if not has_audio[i]:
+            continue
+        group = store.clip(key)
+        if "audio_speed_functionals" not in group:
+            raise StoreError(f"{store.path}: clip {key!r} has no audio_speed_functionals")
+        out[:, i] = group["audio_speed_functionals"][()]
+    return out
 
 
 def clip_frames(group, *, max_frames=None):

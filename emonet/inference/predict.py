@@ -9,6 +9,7 @@ EmotiW-style submission folder with one ``<clip name>.txt`` holding the label.
 """
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -57,7 +58,8 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True):
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1; received {batch_size}")
     run = TrainedRun(run_dir)
-    params = ExtractParams(**run.extract_params)
+    # the speed-perturbed copies of extract.audio_speeds are training material only
+    params = dataclasses.replace(ExtractParams(**run.extract_params), audio_speeds=())
     detector = make_detector(params.detector)
     results, failures, pending = [], [], []
 

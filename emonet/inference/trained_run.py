@@ -20,6 +20,9 @@ from emonet.nn.io import load_model
 from emonet.nn.models import modes_needing
 
 
+#: Clips embedded per frame-encoder call when a store is classified (photos are one frame each).
+EMBED_CLIPS_PER_CALL = 256
+
 #: The shipped model, ``emonet-base`` (MODEL_CARD.md there): a run folder inside the package.
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[1] / "pretrained" / "emonet-base"
 
@@ -98,4 +101,10 @@ class TrainedRun:
         if not self.needs_video:
             return [np.zeros((0, 1), np.float32) for _ in keys]
         cached = read_embedding_cache(self.run.embeddings_path, store.path, keys)
-        return [cached[k] if k in cached else self.encode_faces(store.clip(k)["faces"][()]) for k in keys]
+        missing = [k for k in keys if k not in cached]
+        for start in range(0, len(missing), EMBED_CLIPS_PER_CALL):  # many short clips (photos): few model calls
+            chunk = missing[start:start + EMBED_CLIPS_PER_CALL]
+            faces = [store.clip(k)["faces"][()] for k in chunk]
+            ends = np.cumsum([len(f) for f in faces])[:-1]
+            cached.update(zip(chunk, np.split(self.encode_faces(np.concatenate(faces)), ends)))
+        return [cached[k] for k in keys]

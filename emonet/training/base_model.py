@@ -30,6 +30,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError
 from preprocessing.files import atomic_path
 from preprocessing.store import FeatureStore
@@ -46,6 +47,9 @@ from emonet.nn.io import load_model, save_model_atomically
 from emonet.training.folds import fit_pool_weight
 
 logger = logging.getLogger(__name__)
+
+#: Bias of a class the clip expert saw no clip of (its logit; ~e^-30 of the probability of the others).
+ABSENT_CLASS_BIAS = -30.0
 
 #: The files of a run folder that inference needs, plus its provenance: what the package ships.
 SHIPPED_FILES = ("config.yaml", "model.keras", "frame_encoder.keras", "reducer.npz", "versions.json", "parts.json")
@@ -87,32 +91,44 @@ def fit_clip_expert(embeddings, labels, *, c=0.1, seed=0):
     """Class-balanced multinomial logistic regression on mean embeddings, as one softmax layer.
 
     The standardisation is folded into the weights, so ``softmax(x @ kernel + bias)`` equals
-    the fitted model's ``predict_proba`` on raw mean embeddings ``x``.
+    the fitted model's ``predict_proba`` on raw mean embeddings ``x``. A class without
+    clips gets probability ~0 (bias :data:`ABSENT_CLASS_BIAS`).
+
+    Parameters
+    ----------
+    embeddings : np.ndarray [shape=(n, E)]
+    labels : np.ndarray of int [shape=(n,)]
+        Class indices into :data:`preprocessing.constants.CLASSES`; at least two classes.
 
     Returns
     -------
-    kernel : np.ndarray [shape=(E, C)]
-    bias : np.ndarray [shape=(C,)]
+    kernel : np.ndarray [shape=(E, 7)] float32
+    bias : np.ndarray [shape=(7,)] float32
     """
     labels = np.asarray(labels)
-    if len(np.unique(labels)) < 7:
-        raise ConfigError(f"clip expert: the footage split has clips of {len(np.unique(labels))} classes; needs all 7")
+    present = np.unique(labels)
+    if len(present) < 2:
+        raise ConfigError(f"clip expert: the footage split has clips of {len(present)} class(es); needs two or more")
     scaler = StandardScaler().fit(embeddings)
     model = LogisticRegression(C=c, max_iter=5000, class_weight="balanced", random_state=seed)
     model.fit(scaler.transform(embeddings), labels)
-    kernel = (model.coef_ / scaler.scale_).T
-    bias = model.intercept_ - (model.coef_ * scaler.mean_ / scaler.scale_).sum(axis=1)
-    return kernel.astype(np.float32), bias.astype(np.float32)
+    coef = model.coef_ if len(present) > 2 else np.vstack([-model.coef_, model.coef_]) / 2
+    intercept = model.intercept_ if len(present) > 2 else np.concatenate([-model.intercept_, model.intercept_]) / 2
+    kernel = np.zeros((embeddings.shape[1], len(CLASSES)), np.float32)
+    bias = np.full(len(CLASSES), ABSENT_CLASS_BIAS, np.float32)
+    kernel[:, model.classes_] = (coef / scaler.scale_).T
+    bias[model.classes_] = intercept - (coef * scaler.mean_ / scaler.scale_).sum(axis=1)
+    return kernel, bias
 
 
 def class_balance_weights(labels):
     """Per-clip weights ``n / (k * count(class))``: every class counts alike."""
     labels = np.asarray(labels)
-    counts = np.bincount(labels, minlength=7).astype(np.float64)
+    counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float64)
     return len(labels) / (np.count_nonzero(counts) * counts[labels])
 
 
-def base_config(frames_run, voice_run, footage_store):
+def base_config(frames_run, voice_run, footage_store, *, n_frames=16):
     """The shipped run's config: the frame CNN's image settings, footage extraction, the voice reducer."""
     frames_cfg, voice_cfg = frames_run.config, voice_run.config
     keys = {f.name for f in dataclasses.fields(RunConfig().extract)}
@@ -123,7 +139,7 @@ def base_config(frames_run, voice_run, footage_store):
         data={"root": "../shared/data (FER+, speech corpora, composite; see MODEL_CARD.md)", "layout": "afew"},
         extract=extract,
         model={"mode": "fusion", "image_size": frames_cfg.model.image_size,
-               "embedding_dim": frames_cfg.model.embedding_dim, "n_frames": 16,
+               "embedding_dim": frames_cfg.model.embedding_dim, "n_frames": n_frames,
                "reducer": voice_cfg.model.reducer, "audio_dim": voice_cfg.model.audio_dim})
 
 
@@ -161,7 +177,7 @@ def assemble_base_model(recipe, out_dir):
                             sample_weight=class_balance_weights(fusion.labels[both]))
     model = build_stacked_fusion(video_branch, audio_branch, build_fusion_head(alpha=alpha), name="emonet_base")
     run = RunDir(out_dir)
-    run.write_config(base_config(frames.run, voice.run, recipe.footage_store))
+    run.write_config(base_config(frames.run, voice.run, recipe.footage_store, n_frames=recipe.n_frames))
     save_model_atomically(model, run.model_path)
     copy_file(frames.run.frame_encoder_path, run.frame_encoder_path)
     copy_file(voice.run.reducer_path, run.reducer_path)

@@ -37,7 +37,9 @@ class ClipModelStage:
         embeddings : dict, optional
             ``{key: (T_i, E) float32}`` frame embeddings of the training and validation clips (video modes).
         audio : tuple of np.ndarray, optional
-            Reduced audio ``(train [shape=(n_train, d)], val [shape=(n_val, d)])`` (audio modes).
+            Reduced audio ``(train [shape=(n_train, d)], val [shape=(n_val, d)])`` (audio modes); an
+            :class:`~emonet.features.embedding.ReducedAudio` with ``train_speeds`` also trains on the
+            clips' speed-perturbed copies (:func:`sample_speed_copies`).
         branches : dict, optional
             ``{"audio": model, "video": model}``: trained single-modality models whose encoders
             seed the fusion model and stay frozen, so only the fusion head is trained.
@@ -79,9 +81,12 @@ class ClipModelStage:
         noise_scale = train.embedding_noise * embedding_std(train_emb) if needs_video else 0.0
         audio_noise = train.audio_noise * audio[0].std(axis=0) if needs_audio else 0.0
 
+        train_speeds = getattr(audio, "train_speeds", None) if needs_audio else None
+
         def fit_epoch(model, epoch):
             rng = np.random.default_rng([ctx.cfg.seed, epoch])
-            x = inputs(train_emb, audio[0] if needs_audio else None, rng)
+            train_audio = sample_speed_copies(audio[0], train_speeds, rng) if needs_audio else None
+            x = inputs(train_emb, train_audio, rng)
             regularise(x, rng, noise_scale=noise_scale, audio_noise=audio_noise,
                        modality_dropout=train.modality_dropout if mode == "fusion" else 0.0)
             history = model.fit(x, train_table.labels, batch_size=train.batch_size, epochs=1, shuffle=True,
@@ -98,6 +103,30 @@ class ClipModelStage:
         ctx.log.info(f"{mode}: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']} "
                      f"-> {target}")
         return best
+
+
+def sample_speed_copies(train, speeds, rng):
+    """One epoch's training audio: per clip, itself or one of its speed-perturbed copies, with even odds.
+
+    Parameters
+    ----------
+    train : np.ndarray [shape=(n, d)]
+        Reduced audio of the training clips.
+    speeds : np.ndarray [shape=(K, n, d)] or None
+        Their reduced speed-perturbed copies; None returns ``train`` unchanged (and draws nothing).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    np.ndarray [shape=(n, d)]
+    """
+    if speeds is None or len(speeds) == 0:
+        return train
+    pick = rng.integers(0, len(speeds) + 1, size=len(train))  # 0 = the clip itself
+    out = train.copy()
+    copied = pick > 0
+    out[copied] = speeds[pick[copied] - 1, np.flatnonzero(copied)]
+    return out
 
 
 def embedding_std(embeddings):

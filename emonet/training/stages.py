@@ -16,10 +16,11 @@ from preprocessing.errors import ConfigError
 from emonet.evaluation.metrics import uar
 from emonet.features.datasets import frame_dataset
 from emonet.experiment.rundir import RunDir
-from emonet.features.embedding import embed_faces, read_embedding_cache, reduce_audio, write_embedding_cache
+from emonet.features.embedding import (ReducedAudio, embed_faces, read_embedding_cache, reduce_audio,
+                                      write_embedding_cache)
 from emonet.features.frames import prepare_faces, sample_indices
 from emonet.features.reducer import AudioReducer
-from emonet.features.tables import audio_matrix, clip_frames
+from emonet.features.tables import audio_matrix, audio_speed_matrix, clip_frames
 from emonet.nn.io import load_model, save_model_atomically
 from emonet.nn.names import OUTPUT_NAME
 from emonet.nn.resnet import build_frame_classifier, build_resnet20
@@ -78,8 +79,10 @@ class ReducerStage:
 
         Returns
         -------
-        train, val : np.ndarray [shape=(n_train, d)], [shape=(n_val, d)] float32
-            Reduced audio functionals of the training and validation clips (zeros without audio).
+        emonet.features.embedding.ReducedAudio
+            ``(train [shape=(n_train, d)], val [shape=(n_val, d)])`` float32: reduced audio functionals
+            of the training and validation clips (zeros without audio), and with ``extract.audio_speeds``
+            the training clips' speed-perturbed copies ``train_speeds`` [shape=(K, n_train, d)].
         """
         ctx, model_cfg = self.context, self.context.cfg.model
         train_x = audio_matrix(ctx.store, ctx.train_table.keys)
@@ -96,8 +99,14 @@ class ReducerStage:
         ctx.run.write_json(ctx.run.reducer_warnings_path, reducer.warnings_)
         ctx.log.info(f"audio reducer ({model_cfg.reducer}): {train_x.shape[1]} -> {reducer.n_components_} dims "
                      f"(fitted on {int(has.sum())} training clips)")
-        return (reduce_audio(reducer, train_x, ctx.train_table.has_audio),
-                reduce_audio(reducer, val_x, ctx.val_table.has_audio))
+        train_speeds = None
+        if ctx.cfg.extract.audio_speeds:  # speed-perturbed training copies; the reducer never sees them
+            speeds = audio_speed_matrix(ctx.store, ctx.train_table.keys, has)
+            train_speeds = np.stack([reduce_audio(reducer, x, has) for x in speeds])
+            ctx.log.info(f"audio: {len(speeds)} speed-perturbed copies per training clip "
+                         f"(speeds {list(ctx.cfg.extract.audio_speeds)})")
+        return ReducedAudio(reduce_audio(reducer, train_x, ctx.train_table.has_audio),
+                            reduce_audio(reducer, val_x, ctx.val_table.has_audio), train_speeds)
 
 
 class FrameEncoderStage:
