@@ -45,16 +45,13 @@ def read_predictions(path):
     return y, proba
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir", type=Path)
-    args = parser.parse_args()
-    configure_logging()
-    run = RunDir(args.run_dir).check_is_run()
+def real_clip_record(run):
+    """Evaluate ``run`` (a RunDir) on every folder of real clips; writes and returns the record (dict)."""
     rows, pooled_y, pooled_p = [], [], []
     for folder, layout in FOLDERS.items():
         out = run.path / f"eval_real_{folder}"
-        result = evaluate_run(run, data=REAL / folder, layout=layout, out_dir=out, baselines=False)
+        result = evaluate_run(run, data=REAL / folder, layout=layout, out_dir=out, baselines=False,
+                              store_dir=out)
         y, proba = read_predictions(RunDir.outputs(out)["predictions"])
         pooled_y.append(y)
         pooled_p.append(proba)
@@ -67,6 +64,16 @@ def main():
               "pooled_confusion_matrix": pooled["confusion_matrix"]}
     target = REPO / "experiments" / "results" / f"real_clips_{run.path.name}.json"
     target.write_text(json.dumps(record, indent=2) + "\n")
+    return record, target
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args()
+    configure_logging()
+    record, target = real_clip_record(RunDir(args.run_dir).check_is_run())
+    rows, pooled = record["folders"], record["pooled"]
     print(f"{'folder':<17} {'n':>3} {'accuracy':>9} {'UAR':>7}")
     for row in rows:
         print(f"{row['folder']:<17} {row['n']:>3} {100 * row['accuracy']:>8.1f}% {100 * row['uar']:>6.1f}%")
