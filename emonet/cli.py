@@ -15,6 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARN
 
 from preprocessing.errors import ConfigError, EmonetError
 
+from emonet import __version__
+
 #: Exit status when some clips of a batch failed (the rest was processed).
 EXIT_SOME_FAILED = 1
 #: Exit status for a user error (bad arguments, missing folder, ...).
@@ -192,23 +194,33 @@ def _add_predict(sub):
     p = sub.add_parser("predict", help="classify clips: top emotion and the seven probabilities",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("clips", nargs="+", type=Path,
-                   help="clip files: videos, audio files or still images (.jpg, .png...: one frame, no audio)")
+                   help="clip files: videos, audio files or still images (.jpg, .png...: one frame, no audio); "
+                        "a folder stands for its media files, recursively")
     p.add_argument("--model", "-m", type=Path, default=None,
                    help="run directory of a trained model (default: the shipped model emonet-base)")
     p.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format")
     p.add_argument("--output", "-o", type=Path, default=None, help="write the output to this file")
     p.add_argument("--submission", type=Path, default=None,
-                   help="also write EmotiW-style label files (<clip>.txt) into this folder")
+                   help="also write EmotiW-style label files (<clip path>.txt, relative to the clips' "
+                        "common folder) into this folder")
     p.add_argument("--batch-size", "--batch_size", type=int, default=16, help="clips per model call")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args):
-    from emonet.inference.predict import format_results, predict_clips, write_submission
-    from emonet.inference.trained_run import shipped_model_dir
-    model = args.model if args.model is not None else shipped_model_dir()
-    results, failures = predict_clips(args.clips, model, batch_size=args.batch_size,
+    """``emonet predict``: classify clips (folders expanded); print or write the results."""
+    from emonet.inference.predict import (check_model_dir, check_output_file, display_names, expand_clips,
+                                          format_results, predict_clips, write_submission)
+    # user errors first, in one line each, before any decoding or TensorFlow import
+    model = check_model_dir(args.model) if args.model is not None else None
+    if args.output:
+        check_output_file(args.output)
+    clips = expand_clips(args.clips)
+    if model is None:
+        from emonet.inference.trained_run import shipped_model_dir
+        model = shipped_model_dir()
+    results, failures = predict_clips(clips, model, batch_size=args.batch_size,
                                       progress=not args.no_progress)
     text = format_results(results, args.format)
     if args.output:
@@ -220,14 +232,16 @@ def cmd_predict(args):
         write_submission(results, args.submission)
         print(f"wrote {len(results)} label files to {args.submission}", file=sys.stderr)
     if failures:
-        print(f"{len(failures)} of {len(args.clips)} clips failed: "
-              + "; ".join(Path(p).name for p, _ in failures), file=sys.stderr)
+        names = dict(zip(map(str, clips), display_names(clips)))
+        print(f"{len(failures)} of {len(clips)} clips failed: "
+              + "; ".join(names.get(p, p) for p, _ in failures), file=sys.stderr)
         return EXIT_SOME_FAILED
     return 0
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="emonet", description="Audio-visual emotion recognition for video clips.")
+    parser.add_argument("--version", action="version", version=f"emonet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_extract(sub)
     _add_train(sub)

@@ -178,7 +178,8 @@ def test_predict_cli_formats_failures_and_submission(video_run, tmp_path, capsys
     for r in results:
         assert abs(sum(r["probabilities"].values()) - 1) < 1e-4 and r["emotion"] in r["probabilities"]
     assert "broken.mp4" in captured.err and "skipping" in captured.err
-    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == sorted(
+    # label files keep each clip's path relative to the clips' common folder (sub-folders created)
+    assert sorted(p.name for p in (tmp_path / "sub").rglob("*.txt")) == sorted(
         [p.stem + ".txt" for p in clips] + ["no_audio.txt", "1001_DFA_HAP_XX.txt"])
     assert main(["predict", str(clips[0]), "--model", str(run_dir), "-f", "csv", "--no-progress"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

@@ -1,0 +1,181 @@
+"""The Python API (emonet.predict, emonet.load_model) and the ergonomics of emonet predict.
+
+Real ffmpeg and Keras throughout: the bundled CREMA-D clips and photos, classified by the
+shipped model emonet-base (loaded once per session).
+"""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import emonet
+from emonet.cli import main
+from emonet.inference.predict import display_names, expand_clips, format_results, submission_paths
+from preprocessing.constants import CLASSES
+
+from conftest import CREMA_D, REPO
+
+STILLS = REPO / "tests" / "data" / "stills"
+HAPPY, SAD = CREMA_D / "1001_DFA_HAP_XX.flv", CREMA_D / "1001_DFA_SAD_XX.flv"
+PHOTO = STILLS / "1001_DFA_HAP_XX.jpg"
+
+
+@pytest.fixture(scope="session")
+def shipped():
+    """emonet-base, loaded once."""
+    return emonet.load_model()
+
+
+@pytest.fixture()
+def two_happy(tmp_path):
+    """Two different clips called happy.flv in sibling folders, a photo, and files to ignore."""
+    root = tmp_path / "clips"
+    for folder, source in (("a", HAPPY), ("b", SAD)):
+        (root / folder).mkdir(parents=True)
+        shutil.copy(source, root / folder / "happy.flv")
+    shutil.copy(PHOTO, root / "b" / "photo.jpg")
+    (root / "b" / "notes.txt").write_text("not media")
+    (root / ".hidden").mkdir()
+    shutil.copy(PHOTO, root / ".hidden" / "x.jpg")
+    return root
+
+
+def row(clip, emotion="Happy", has_audio=True, face_rate=0.5):
+    return {"clip": str(clip), "emotion": emotion, "probabilities": {c: float(c == emotion) for c in CLASSES},
+            "has_audio": has_audio, "face_rate": face_rate}
+
+
+# --------------------------------------------------------------------------- cheap: no model
+
+
+def test_import_emonet_does_not_import_tensorflow():
+    code = "import sys, emonet; emonet.predict; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    assert {"predict", "load_model"} <= set(dir(emonet))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        emonet.nope
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"emonet {emonet.__version__}"
+
+
+def test_folders_expand_recursively_to_sorted_media_files(two_happy):
+    found = expand_clips([PHOTO, two_happy, two_happy / "a" / "happy.flv"])
+    assert found[0] == PHOTO
+    assert [p.relative_to(two_happy).as_posix() for p in found[1:]] == ["a/happy.flv", "b/happy.flv", "b/photo.jpg"]
+
+
+@pytest.mark.parametrize("clips, names", [
+    (["/d/a/happy.mp4", "/d/b/happy.mp4"], ["a/happy.mp4", "b/happy.mp4"]),
+    (["/d/a/x.mp4"], ["x.mp4"]),
+    (["/d/x.mp4", "/d/a/b/y.wav"], ["x.mp4", "a/b/y.wav"]),
+])
+def test_clips_are_named_relative_to_their_common_folder(clips, names):
+    assert display_names(clips) == names
+
+
+def test_submission_paths_are_unique_per_clip(tmp_path):
+    clips = ["/d/a/happy.mp4", "/d/b/happy.mp4", "/d/b/x.mp4", "/d/b/x.wav"]
+    assert [p.relative_to(tmp_path).as_posix() for p in submission_paths(clips, tmp_path)] == [
+        "a/happy.txt", "b/happy.txt", "b/x.mp4.txt", "b/x.wav.txt"]
+
+
+def test_csv_carries_the_json_fields_and_relative_clips():
+    results = [row("/d/a/happy.mp4"), row("/d/b/happy.mp4", "Sad", has_audio=False, face_rate=0.0)]
+    lines = list(csv.DictReader(format_results(results, "csv").splitlines()))
+    assert list(lines[0]) == ["clip", "emotion", *CLASSES, "has_audio", "face_rate"]
+    assert [(r["clip"], r["emotion"], r["has_audio"], r["face_rate"]) for r in lines] == [
+        ("a/happy.mp4", "Happy", "true", "0.5000"), ("b/happy.mp4", "Sad", "false", "0.0000")]
+    table = format_results(results, "table").splitlines()
+    assert table[2].startswith("a/happy.mp4  Happy") and table[3].startswith("b/happy.mp4  Sad")
+
+
+def test_predictions_make_a_dataframe():
+    predictions = emonet.Predictions([row("a.mp4"), row("b.jpg", "Sad", has_audio=False)], [("c.mp4", "broken")])
+    frame = predictions.to_dataframe()
+    assert list(frame.columns) == ["clip", "emotion", *CLASSES, "has_audio", "face_rate"]
+    assert frame["emotion"].tolist() == ["Happy", "Sad"] and frame["Sad"].tolist() == [0.0, 1.0]
+    assert frame["has_audio"].tolist() == [True, False] and predictions.failures == [("c.mp4", "broken")]
+    assert len(emonet.Predictions().to_dataframe().columns) == 11
+
+
+@pytest.mark.parametrize("clips, error, message", [
+    ("missing.mp4", emonet.MediaError, r"^missing.mp4: no such file or folder$"),
+    (["missing.mp4"], emonet.MediaError, "missing.mp4: no such file"),
+    (42, emonet.ConfigError, "expected a path or a list of paths; received 42"),
+    ([], emonet.ConfigError, "received an empty list"),
+    ([HAPPY, 3], emonet.ConfigError, "expected paths; received 3"),
+])
+def test_bad_input_is_one_named_error_before_any_model_loads(clips, error, message):
+    with pytest.raises(error, match=message):
+        emonet.predict(clips)
+
+
+def test_an_empty_folder_or_a_folder_that_is_no_run_is_refused(tmp_path):
+    with pytest.raises(emonet.MediaError, match="no media files in this folder"):
+        emonet.predict(tmp_path)
+    with pytest.raises(emonet.ModelError, match=f"{tmp_path}: not a run directory"):
+        emonet.predict(HAPPY, model=tmp_path)
+    with pytest.raises(emonet.ModelError, match="not a run directory"):
+        emonet.load_model(tmp_path)
+
+
+def test_cli_checks_output_and_model_before_decoding_or_tensorflow(tmp_path):
+    """In a fresh process: each user error is one line, exit 2, and TensorFlow was never imported."""
+    code = ("import sys; from emonet.cli import main; status = main(sys.argv[1:]); "
+            "assert 'tensorflow' not in sys.modules; sys.exit(status)")
+    cases = [([str(HAPPY), "-o", str(tmp_path / "nowhere" / "out.csv")], "folder " + str(tmp_path / "nowhere")),
+             ([str(HAPPY), "--model", str(tmp_path)], "not a run directory (no config.yaml)"),
+             ([str(tmp_path)], "no media files in this folder")]
+    for args, message in cases:
+        done = subprocess.run([sys.executable, "-c", code, "predict", *args], capture_output=True, text=True,
+                              cwd=REPO)
+        err = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 2 and len(err) == 1 and message in err[0], (args, done.stderr)
+
+
+# --------------------------------------------------------------------------- the shipped model on real clips (~3 s each)
+
+
+def test_a_loaded_model_predicts_again_without_reloading(shipped, two_happy, tmp_path):
+    broken = two_happy / "b" / "broken.mp4"
+    broken.write_text("not a video")
+    predictions = shipped.predict(two_happy)
+    assert isinstance(predictions, emonet.Predictions) and isinstance(predictions, list)
+    assert [Path(r["clip"]).relative_to(two_happy).as_posix() for r in predictions] == [
+        "a/happy.flv", "b/happy.flv", "b/photo.jpg"]
+    assert [p for p, _ in predictions.failures] == [str(broken)]
+    frame = predictions.to_dataframe()
+    assert frame[list(CLASSES)].sum(axis=1).between(0.999, 1.001).all()
+    assert frame["has_audio"].tolist() == [True, True, False] and frame["face_rate"].between(0, 1).all()
+    assert frame["emotion"].tolist()[2] == "Happy"  # a broad smile
+    model_before = shipped.run.model
+    again = emonet.predict(str(PHOTO), model=shipped)  # one path, the same loaded model
+    assert shipped.run.model is model_before and len(again) == 1 and again.failures == []
+    assert again[0]["probabilities"] == pytest.approx(predictions[2]["probabilities"], abs=1e-5)
+    with pytest.raises(emonet.MediaError, match=f"^{broken}: "):  # nothing classified: the cause, in one line
+        shipped.predict([broken])
+
+
+def test_predict_cli_on_a_folder_keeps_clips_with_the_same_name_apart(two_happy, tmp_path, capsys):
+    out, sub = tmp_path / "out.csv", tmp_path / "labels"
+    assert main(["predict", str(two_happy), "-f", "csv", "-o", str(out), "--submission", str(sub),
+                 "--no-progress"]) == 0
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert [r["clip"] for r in rows] == ["a/happy.flv", "b/happy.flv", "b/photo.jpg"]
+    assert [r["has_audio"] for r in rows] == ["true", "true", "false"]
+    labels = {p.relative_to(sub).as_posix(): p.read_text().strip() for p in sub.rglob("*.txt")}
+    assert sorted(labels) == ["a/happy.txt", "b/happy.txt", "b/photo.txt"]
+    assert labels == {r["clip"].rsplit(".", 1)[0] + ".txt": r["emotion"] for r in rows}
+    assert main(["predict", str(two_happy / "a"), str(PHOTO), "-f", "json", "--no-progress"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [Path(r["clip"]).name for r in results] == ["happy.flv", PHOTO.name]
+    assert all({"has_audio", "face_rate"} <= set(r) for r in results)
