@@ -38,6 +38,7 @@ from preprocessing.store import FeatureStore
 from emonet.evaluation.metrics import uar
 from emonet.experiment.config import RunConfig
 from emonet.experiment.rundir import RunDir
+from emonet.features.datasets import sequence_batch
 from emonet.features.frames import sample_indices
 from emonet.features.tables import SplitTable, audio_matrix
 from emonet.inference.trained_run import TrainedRun
@@ -195,7 +196,6 @@ def assemble_base_model(recipe, out_dir):
 
 def frames_inputs(embeddings, n_frames):
     """Input dict of a video branch for clips' per-frame embeddings (centred segment sampling)."""
-    from emonet.features.datasets import sequence_batch
     x, mask = sequence_batch(embeddings, n_frames)
     return {"frame_embeddings": x, "frame_mask": mask}
 
