@@ -202,10 +202,10 @@ def format_results(results, fmt):
                           + [str(bool(r["has_audio"])).lower(), face_rate])
         return buffer.getvalue().rstrip("\n")
     width = max([len("clip")] + [len(n) for n in names])
-    header = f"{'clip':<{width}}  {'emotion':<8}  " + " ".join(f"{c[:7]:>7}" for c in CLASSES)
+    header = f"{'clip':<{width}}  {'emotion':<8}  " + " ".join(f"{c:>8}" for c in CLASSES)
     lines = [header, "-" * len(header)]
     for name, r in zip(names, results):
-        probs = " ".join(f"{r['probabilities'][c]:>7.2f}" for c in CLASSES)
+        probs = " ".join(f"{r['probabilities'][c]:>8.2f}" for c in CLASSES)
         lines.append(f"{name:<{width}}  {r['emotion']:<8}  {probs}")
     return "\n".join(lines)
 
