@@ -16,6 +16,7 @@ Examples
 
 import dataclasses
 import functools
+import json
 import platform
 import subprocess
 
@@ -91,6 +92,23 @@ class ExtractParams:
         else:
             del params["audio_speeds"]
         return params
+
+    def differences(self, stored):
+        """Settings in which a store's recorded ``params`` differ from these.
+
+        Parameters
+        ----------
+        stored : dict
+            ``FeatureStore.params`` (the JSON of :meth:`as_dict` the store was built with).
+
+        Returns
+        -------
+        dict
+            ``{key: (stored value, value here)}``, empty when the store was built with these settings.
+        """
+        ours = json.loads(json.dumps(self.as_dict()))  # as the store records them: tuples become lists
+        return {key: (stored.get(key), ours.get(key)) for key in sorted(set(stored) | set(ours))
+                if stored.get(key) != ours.get(key)}
 
 
 def library_versions():

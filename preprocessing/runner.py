@@ -21,7 +21,6 @@ Examples
 import concurrent.futures as cf
 import contextlib
 import dataclasses
-import json
 import logging
 import multiprocessing
 import os
@@ -132,7 +131,7 @@ def _all_stored(out_path, params, records):
         return False
     try:
         with FeatureStore(path) as store:
-            if store.params != json.loads(json.dumps(params.as_dict())) or store.pending_count():
+            if params.differences(store.params) or store.pending_count():
                 return False
             return all(clip_key(r.relpath) in store for r in records)
     except (StoreError, OSError):

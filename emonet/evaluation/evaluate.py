@@ -17,6 +17,7 @@ import numpy as np
 
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError, EmonetError
+from preprocessing.extraction import ExtractParams
 from preprocessing.files import atomic_path, atomic_write_text
 from preprocessing.store import FeatureStore
 
@@ -168,14 +169,9 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
     return result
 
 
-#: Values that mean "not set" (a store written before a setting existed lacks its key).
-UNSET = (None, [], ())
-
-
 def _check_extraction(store, run):
     """Warn when a store was extracted with other settings than the run was trained on."""
-    differing = {k: (store.params.get(k), v) for k, v in run.extract_params.items()
-                 if store.params.get(k) != v and not (store.params.get(k) in UNSET and v in UNSET)}
+    differing = ExtractParams(**run.extract_params).differences(store.params)
     if differing:
         detail = ", ".join(f"{k}: store {s!r}, run {r!r}" for k, (s, r) in sorted(differing.items()))
         logger.warning(f"warning: {store.path} was extracted with other settings than the run ({detail}); "
