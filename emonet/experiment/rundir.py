@@ -154,7 +154,8 @@ class RunDir:
     def check_is_run(self):
         """Raise ModelError unless the folder holds a run's ``config.yaml``."""
         if not self.config_path.is_file():
-            raise ModelError(f"{self.path}: not a run directory (no config.yaml)")
+            raise ModelError(f"{self.path}: not a run directory (no config.yaml); "
+                             f"pass a folder written by emonet train")
         return self
 
     @cached_property

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from preprocessing.constants import CLASSES
-from preprocessing.errors import ConfigError, EmonetError, MediaError, ModelError, one_line
+from preprocessing.errors import ConfigError, EmonetError, MediaError, one_line
 from preprocessing.extraction import ExtractParams, extract_clip
 from preprocessing.faces import make_detector
 from preprocessing.layouts import MEDIA_SUFFIXES
+
+from emonet.experiment.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +44,7 @@ RESULT_FIELDS = ("clip", "emotion", "has_audio", "face_rate")
 
 def check_model_dir(path):
     """``path`` if it is a run folder (holds ``config.yaml``), else :class:`ModelError`; no model is loaded."""
-    path = Path(path)
-    if not (path / "config.yaml").is_file():
-        raise ModelError(f"{path}: not a run directory (no config.yaml); pass a folder written by emonet train")
-    return path
+    return RunDir(path).check_is_run().path
 
 
 def check_output_file(path):
