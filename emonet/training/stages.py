@@ -21,6 +21,7 @@ from emonet.features.embedding import (ReducedAudio, embed_faces, read_embedding
 from emonet.features.frames import prepare_faces, sample_indices
 from emonet.features.reducer import AudioReducer
 from emonet.features.tables import audio_matrix, audio_speed_matrix, clip_frames
+from emonet.nn.experts import softmax_weights
 from emonet.nn.io import load_model, save_model_atomically
 from emonet.nn.names import OUTPUT_NAME
 from emonet.nn.resnet import build_frame_classifier, build_resnet20
@@ -51,7 +52,7 @@ def initial_frame_classifier(model_cfg):
         encoder = load_model(run.frame_encoder_path, compile=False)
         if run.config.model.mode == "frames" and run.model_file("model").is_file():
             frame_average = load_model(run.model_file("model"), compile=False)
-            head = next(layer for layer in frame_average.layers if layer.name.endswith("_frames")).get_weights()
+            head = list(softmax_weights(frame_average))
     elif path.is_file():
         encoder = load_model(path, compile=False)
     else:
