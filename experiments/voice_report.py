@@ -23,10 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from emonet.cli import configure_logging  # noqa: E402
+from experiments.real_clips import read_predictions  # noqa: E402
 from emonet.evaluation.evaluate import evaluate_run  # noqa: E402
 from emonet.evaluation.metrics import classification_report  # noqa: E402
 from emonet.experiment.rundir import RunDir  # noqa: E402
-from preprocessing.constants import CLASSES  # noqa: E402
 from preprocessing.files import atomic_write_text  # noqa: E402
 
 CORPORA = ("ravdess", "emodb", "urdu")
@@ -46,14 +46,6 @@ def test_manifests(corpus_root):
         atomic_write_text(folder / "manifest.csv", "\n".join(lines) + "\n")
         folders[corpus] = folder
     return folders
-
-
-def read_predictions(path):
-    """(true class ids, probabilities [shape=(n, 7)]) of an evaluation's predictions.csv."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return (np.array([CLASSES.index(r["label"]) for r in rows]),
-            np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows]))
 
 
 def main():
