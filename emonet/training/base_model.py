@@ -167,7 +167,7 @@ def assemble_base_model(recipe, out_dir):
         has_faces = clips.n_frames > 0
         clip_head = fit_clip_expert(clip_x[has_faces], clips.labels[has_faces], c=recipe.clip_expert_c)
         video_branch = build_video_experts(face_head, clip_head, n_frames=recipe.n_frames, alpha=recipe.face_weight)
-        fusion_embeddings = [frames.encode_faces(store.clip(k)["faces"][()]) for k in fusion.keys]
+        fusion_embeddings = frames.store_embeddings(store, fusion.keys)
         fusion_audio = audio_matrix(store, fusion.keys)
     audio_branch = load_model(voice.model_path, compile=False)
     video_inputs = frames_inputs(fusion_embeddings, recipe.n_frames)
