@@ -158,3 +158,22 @@ def test_still_images_stream_every_face_once_per_epoch_reshuffled_with_their_vot
         np.testing.assert_allclose(votes.sum(axis=1), 1.0)
         epochs.append(order)
     assert epochs[0] != epochs[1]  # a new order every epoch
+
+
+def test_a_mixed_stream_keeps_every_still_once_per_pass_and_adds_one_hot_clip_frames(still_store, store):
+    from emonet.features.datasets import frame_dataset, mix_frame_datasets
+    still_path, still_table = still_store
+    clip_path, clip_table = store
+    options = dict(image_size=SIZE, batch_size=2, augment=False, seed=0)
+    main = frame_dataset(still_path, still_table, frames_per_clip=1, soft_labels=True, **options)
+    extra = frame_dataset(clip_path, clip_table, frames_per_clip=4, **options)
+    mixed = mix_frame_datasets(main, extra, share=0.5, seed=3, n_classes=7, soft_labels=True)
+    for _ in range(2):
+        batches = list(mixed.as_numpy_iterator())
+        labels = np.concatenate([y for _, y in batches])
+        assert labels.shape[1] == 7 and np.allclose(labels.sum(axis=1), 1.0)
+        from_stills = labels[labels.max(axis=1) == 0.75]   # the stills carry 0.75 / 0.25 votes
+        from_clips = labels[labels.max(axis=1) == 1.0]     # the clips' labels became one-hot rows
+        assert sorted(np.argmax(from_stills, axis=1)) == list(range(6))  # every still exactly once
+        assert len(from_stills) + len(from_clips) == len(labels) and len(from_clips) > 0
+        assert set(np.argmax(from_clips, axis=1)) <= {0, 1, 3}  # clip c_empty (label 2) has no frame

@@ -40,6 +40,10 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     workers: int | None = None  # extraction worker processes (None = CPU count)
+    mix_store: str | None = None  # stage one only: a second feature store whose train_split clips add face
+                                  # frames to the frame CNN's training (e.g. posed lab faces beside FER+);
+                                  # validation stays on this run's own val_split. None = off
+    mix_share: float = 0.25     # share of stage one's training batches drawn from mix_store, in (0, 1)
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,13 @@ def _validate(cfg, source):
     if init is not None and (not isinstance(init, str) or not init):
         raise ConfigError(f"{source}: model.frame_encoder_init must be a path (a run folder or a .keras file) "
                           f"or null; received {init!r}")
+    share = cfg["data"]["mix_share"]
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+        raise ConfigError(f"{source}: data.mix_share must be a number in (0, 1); received {share!r}")
+    mix = cfg["data"]["mix_store"]
+    if mix is not None and (not isinstance(mix, str) or not mix.endswith(".h5")):
+        raise ConfigError(f"{source}: data.mix_store must be the path of a .h5 feature store or null; "
+                          f"received {mix!r}")
     if not isinstance(cfg["seed"], int) or isinstance(cfg["seed"], bool):
         raise ConfigError(f"{source}: seed must be an integer; received {cfg['seed']!r}")
 
@@ -252,6 +263,8 @@ def resolve_config(raw, *, source="config", base_dir=".", smoke=False):
     cfg["data"]["root"] = str((base / cfg["data"]["root"]).resolve())
     if cfg["data"]["store"]:
         cfg["data"]["store"] = str((base / cfg["data"]["store"]).resolve())
+    if cfg["data"]["mix_store"]:
+        cfg["data"]["mix_store"] = str((base / cfg["data"]["mix_store"]).resolve())
     if cfg["model"]["frame_encoder_init"]:
         cfg["model"]["frame_encoder_init"] = str((base / cfg["model"]["frame_encoder_init"]).resolve())
     return _build(cfg)

@@ -92,6 +92,36 @@ def frame_dataset(store_path, table, *, frames_per_clip, image_size, batch_size,
     return dataset.map(to_model, num_parallel_calls=1).prefetch(2)
 
 
+def mix_frame_datasets(main, extra, *, share, seed, n_classes, soft_labels):
+    """One pass of ``main``'s batches with batches of ``extra`` (repeated) drawn in between.
+
+    The two streams come from :func:`frame_dataset` on two stores (e.g. FER+ faces in the
+    wild and posed lab faces): each batch is from one store, ``extra``'s with probability
+    ``share``, so a pass is about ``len(main) / (1 - share)`` batches.
+
+    Parameters
+    ----------
+    main, extra : tf.data.Dataset
+        Batches ``(frames [shape=(B, S, S, 3)] float32, labels)``; ``extra``'s labels are
+        class indices [shape=(B,)] int64.
+    share : float in (0, 1)
+    seed : int
+    n_classes : int
+    soft_labels : bool
+        ``main`` yields label distributions [shape=(B, n_classes)]: ``extra``'s indices
+        become one-hot rows.
+
+    Returns
+    -------
+    tf.data.Dataset
+        Batches like ``main``'s.
+    """
+    if soft_labels:
+        extra = extra.map(lambda x, y: (x, tf.one_hot(y, n_classes, dtype=tf.float32)))
+    return tf.data.Dataset.sample_from_datasets([main, extra.repeat()], weights=[1.0 - share, share], seed=seed,
+                                                stop_on_empty_dataset=True)
+
+
 def _still_image_dataset(store_path, keys, labels, *, frames_per_clip, seed):
     """The one frame of every clip, read once into memory: (crop uint8, label) pairs reshuffled every pass.
 

@@ -11,16 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
+from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError
+from preprocessing.store import FeatureStore
 
 from emonet.evaluation.metrics import uar
-from emonet.features.datasets import frame_dataset
+from emonet.features.datasets import frame_dataset, mix_frame_datasets
 from emonet.experiment.rundir import RunDir
 from emonet.features.embedding import (ReducedAudio, embed_faces, read_embedding_cache, reduce_audio,
                                       write_embedding_cache)
 from emonet.features.frames import prepare_faces, sample_indices
 from emonet.features.reducer import AudioReducer
-from emonet.features.tables import audio_matrix, audio_speed_matrix, clip_frames
+from emonet.features.tables import SplitTable, audio_matrix, audio_speed_matrix, clip_frames
 from emonet.nn.experts import softmax_weights
 from emonet.nn.io import load_model, save_model_atomically
 from emonet.nn.names import OUTPUT_NAME
@@ -28,6 +30,9 @@ from emonet.nn.resnet import build_frame_classifier, build_resnet20
 
 #: Frames per validation clip scored in stage one (centred segment sampling).
 VAL_FRAMES_PER_CLIP = 4
+
+#: Frames drawn per ``data.mix_store`` clip per pass over it (the pass repeats as long as stage one needs).
+MIX_FRAMES_PER_PASS = 4
 
 
 def initial_frame_classifier(model_cfg):
@@ -139,10 +144,7 @@ class FrameEncoderStage:
         if loop.done:
             best = loop.best_model()
         else:
-            dataset = frame_dataset(ctx.store.path, ctx.train_table, frames_per_clip=train.frames_per_clip,
-                                    image_size=model_cfg.image_size, batch_size=train.batch_size,
-                                    augment=train.augment, seed=ctx.cfg.seed, soft_labels=soft,
-                                    augment_policy=train.augment_policy)
+            dataset = self.training_frames(soft)
             val_frames = self.val_frames()
 
             def score(model):
@@ -156,6 +158,25 @@ class FrameEncoderStage:
         save_model_atomically(encoder, target)
         ctx.log.info(f"frames: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']}")
         return encoder
+
+    def training_frames(self, soft):
+        """The training stream of stage one: this run's frames, mixed with ``data.mix_store``'s when set."""
+        ctx = self.context
+        model_cfg, train, data = ctx.cfg.model, ctx.cfg.train, ctx.cfg.data
+        options = dict(image_size=model_cfg.image_size, batch_size=train.batch_size, augment=train.augment,
+                       seed=ctx.cfg.seed, augment_policy=train.augment_policy)
+        dataset = frame_dataset(ctx.store.path, ctx.train_table, frames_per_clip=train.frames_per_clip,
+                                soft_labels=soft, **options)
+        if not data.mix_store:
+            return dataset
+        with FeatureStore(data.mix_store) as mix_store:
+            mix_table, _ = SplitTable(mix_store, data.train_split, labelled=False).labelled_part()
+        ctx.log.info(f"frames: {data.mix_share:.0%} of the batches from {len(mix_table)} {data.train_split} clips "
+                     f"of {data.mix_store}")
+        extra = frame_dataset(data.mix_store, mix_table, frames_per_clip=MIX_FRAMES_PER_PASS, soft_labels=False,
+                              **options)
+        return mix_frame_datasets(dataset, extra, share=data.mix_share, seed=ctx.cfg.seed,
+                                  n_classes=len(CLASSES), soft_labels=soft)
 
     def val_frames(self):
         """:data:`VAL_FRAMES_PER_CLIP` centred face crops per validation clip, ready for the CNN.
