@@ -11,11 +11,14 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING lines are noise for users
-
 from preprocessing.errors import ConfigError, EmonetError
 
 from emonet import __version__
+from emonet.cli_help import EVALUATE_EXAMPLES, EXTRACT_EXAMPLES, PREDICT_EXAMPLES, TRAIN_EXAMPLES
+from emonet.inference.predict import TF_MIN_LOG_LEVEL
+
+# TensorFlow reads its C++ log level when it loads: set before any command imports it
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_MIN_LOG_LEVEL)
 
 #: Exit status when some clips of a batch failed (the rest was processed).
 EXIT_SOME_FAILED = 1
@@ -42,6 +45,10 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """``--help``: each option's default shown, the examples of the epilog kept as written."""
+
+
 def configure_logging():
     """Show the library's progress messages (INFO and above) on stderr, once per process."""
     for name in LIBRARY_LOGGERS:
@@ -53,13 +60,13 @@ def configure_logging():
 
 
 def _add_extract(sub):
-    from preprocessing.datasets import LAYOUTS
-    from preprocessing.faces import DEFAULT_DETECTOR, DETECTORS
-    from preprocessing.extraction import ExtractParams
+    # light modules only (no NumPy): building the parser must stay cheap, see tests/test_cli_ergonomics.py
+    from preprocessing import defaults
+    from preprocessing.defaults import DEFAULT_DETECTOR, DETECTORS
+    from preprocessing.layouts import LAYOUTS
 
-    defaults = ExtractParams()
     p = sub.add_parser("extract", help="decode clips into an HDF5 feature store (resumable)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter, epilog=EXTRACT_EXAMPLES)
     p.add_argument("dataset_dir", type=Path, help="dataset folder")
     p.add_argument("--layout", choices=LAYOUTS, default="afew", help="folder layout of the dataset")
     p.add_argument("--csv", dest="csv_path", type=Path, default=None, help="manifest CSV for --layout csv")
@@ -68,12 +75,12 @@ def _add_extract(sub):
                    help="local worker processes (default: CPU count; 0 = in this process)")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
     p.add_argument("--split", choices=("train", "val", "test"), default=None, help="extract one split only")
-    p.add_argument("--crop-size", "--crop_size", type=int, default=defaults.crop_size,
+    p.add_argument("--crop-size", "--crop_size", type=int, default=defaults.CROP_SIZE,
                    help="side of stored face crops in pixels")
-    p.add_argument("--max-frames", "--max_frames", type=int, default=defaults.max_frames,
+    p.add_argument("--max-frames", "--max_frames", type=int, default=defaults.MAX_FRAMES,
                    help="cap on frames per clip (uniform sampling beyond)")
     p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR, help="face detector")
-    p.add_argument("--margin", type=float, default=defaults.margin,
+    p.add_argument("--margin", type=float, default=defaults.MARGIN,
                    help="border around the face box, as a fraction of its size per side")
     p.add_argument("--keep-frames", "--keep_frames", action="store_true", help="also store whole frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -131,7 +138,7 @@ def describe_store(store):
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train a run declared by a YAML config, then evaluate it",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter, epilog=TRAIN_EXAMPLES)
     p.add_argument("config", type=Path, help="experiment config, e.g. experiments/composite_fusion.yaml")
     p.add_argument("--smoke", action="store_true", help="apply the config's smoke: overrides (quick variant)")
     p.add_argument("--seed", type=int, help="override the config's seed (the run folder is <name>-seed<SEED>)")
@@ -142,6 +149,8 @@ def _add_train(sub):
 
 def cmd_train(args):
     """``emonet train``: train, evaluate on the validation split, print the evaluation and where the run is."""
+    from emonet.inference.predict import import_tensorflow
+    import_tensorflow()  # before the trainer imports Keras: TensorFlow's start-up notices held back
     from emonet.evaluation.report import format_evaluation
     from emonet.experiment.rundir import RunDir
     from emonet.training.trainer import train_from_config
@@ -153,10 +162,10 @@ def cmd_train(args):
 
 
 def _add_evaluate(sub):
-    from preprocessing.datasets import LAYOUTS
+    from preprocessing.layouts import LAYOUTS
 
     p = sub.add_parser("evaluate", help="metrics, confusion matrix, ablation and baselines of a run",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter, epilog=EVALUATE_EXAMPLES)
     p.add_argument("run_dir", type=Path, nargs="?", default=None,
                    help="run directory written by emonet train (default: the shipped model emonet-base, "
                         "which needs --data)")
@@ -171,6 +180,8 @@ def _add_evaluate(sub):
 
 def cmd_evaluate(args):
     """``emonet evaluate``: write the evaluation files, print the report, ablation table and where they are."""
+    from emonet.inference.predict import import_tensorflow
+    import_tensorflow()  # before the evaluation imports Keras: TensorFlow's start-up notices held back
     from emonet.evaluation.evaluate import evaluate_run, evaluation_dir
     from emonet.evaluation.report import format_evaluation
     from emonet.inference.trained_run import shipped_model_dir
@@ -191,52 +202,143 @@ def cmd_evaluate(args):
 
 def _add_predict(sub):
     from emonet.inference.predict import FORMATS
+    from emonet.inference.subtitles import SUBTITLE_FORMATS
     p = sub.add_parser("predict", help="classify clips: top emotion and the seven probabilities",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter, epilog=PREDICT_EXAMPLES)
     p.add_argument("clips", nargs="+", type=Path,
                    help="clip files: videos, audio files or still images (.jpg, .png...: one frame, no audio); "
                         "a folder stands for its media files, recursively")
     p.add_argument("--model", "-m", type=Path, default=None,
                    help="run directory of a trained model (default: the shipped model emonet-base)")
-    p.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format")
-    p.add_argument("--output", "-o", type=Path, default=None, help="write the output to this file")
+    p.add_argument("--format", "-f", choices=FORMATS + SUBTITLE_FORMATS, default="table",
+                   help="output format (srt, vtt: subtitles of one clip's timeline, with --window)")
+    p.add_argument("--output", "-o", type=Path, default=None,
+                   help="write the output to this file (csv, json: kept as it goes, see below)")
+    p.add_argument("--resume", action="store_true",
+                   help="with -o FILE (csv or json): skip the clips already in FILE or FILE.partial, add the others")
     p.add_argument("--submission", type=Path, default=None,
                    help="also write EmotiW-style label files (<clip path>.txt, relative to the clips' "
                         "common folder) into this folder")
     p.add_argument("--batch-size", "--batch_size", type=int, default=16, help="clips per model call")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                   help="timeline: classify each window of this many seconds (one row per window)")
+    p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
+                   help="seconds between window starts; when not given, the window (1 with --annotate alone)")
+    p.add_argument("--annotate", type=Path, default=None, metavar="FILE",
+                   help="write the (single) input video with face boxes and window emotions drawn on it "
+                        "(windows of 2 s every 1 s unless --window / --hop)")
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args):
     """``emonet predict``: classify clips (folders expanded); print or write the results."""
+    if args.window is not None or args.annotate is not None or args.hop is not None or args.format in ("srt", "vtt"):
+        return _predict_timeline(args)
+    from emonet.inference.journal import RESUMABLE_FORMATS, predict_into_file
     from emonet.inference.predict import (check_model_dir, check_output_file, display_names, expand_clips,
-                                          format_results, predict_clips, write_submission)
+                                          format_rows, output_rows, predict_clips, write_submission)
     # user errors first, in one line each, before any decoding or TensorFlow import
+    if args.resume and (args.output is None or args.format not in RESUMABLE_FORMATS):
+        raise ConfigError(f"--resume needs -o FILE and --format {' or '.join(RESUMABLE_FORMATS)}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1; received {args.batch_size}")
     model = check_model_dir(args.model) if args.model is not None else None
     if args.output:
         check_output_file(args.output)
     clips = expand_clips(args.clips)
+    names = dict(zip(map(str, clips), display_names(clips)))  # of all clips: a resumed run names them alike
+    if args.output and args.format in RESUMABLE_FORMATS:  # kept on disk batch by batch, --resume (journal.py)
+        rows, failures = predict_into_file(clips, args.output, args.format, model=model, resume=args.resume,
+                                           batch_size=args.batch_size, progress=not args.no_progress)
+    else:
+        results, failures = predict_clips(clips, model, batch_size=args.batch_size, progress=not args.no_progress)
+        rows = output_rows(results, names)
+    if args.output:
+        if args.format not in RESUMABLE_FORMATS:
+            from preprocessing.files import atomic_write_text
+            atomic_write_text(args.output, format_rows(rows, args.format) + "\n")
+        print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    else:
+        print(format_rows(rows, args.format))
+    if args.submission:
+        emotions = {r["clip"]: r["emotion"] for r in rows}
+        labelled = [{"clip": str(c), "emotion": emotions[names[str(c)]]} for c in clips if names[str(c)] in emotions]
+        write_submission(labelled, args.submission)
+        print(f"wrote {len(labelled)} label files to {args.submission}", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} of {len(clips)} clips failed: "
+              + "; ".join(names.get(p, p) for p, _ in failures), file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return 0
+
+
+def _predict_timeline(args):
+    """``emonet predict --window/--hop/--annotate``: one row per window of each clip, optionally an annotated video."""
+    from emonet.inference.annotate import check_annotate_target
+    from emonet.inference.predict import check_model_dir, check_output_file, display_names, expand_clips
+    from emonet.inference.subtitles import SUBTITLE_FORMATS
+    from emonet.inference.timeline import DEFAULT_HOP, DEFAULT_WINDOW, check_window
+    # user errors first, in one line each, before any decoding or TensorFlow import
+    if args.window is None and args.annotate is None:
+        flag = "--hop" if args.hop is not None else f"--format {args.format}"
+        raise ConfigError(f"{flag} needs --window SECONDS (it applies to per-window timelines)")
+    window = DEFAULT_WINDOW if args.window is None else args.window
+    hop = args.hop if args.hop is not None else (window if args.window is not None else min(DEFAULT_HOP, window))
+    window, hop = check_window(window, hop)
+    if getattr(args, "resume", False):
+        raise ConfigError("--resume does not apply to timelines (--window, --annotate)")
+    model = check_model_dir(args.model) if args.model is not None else None
+    if args.output:
+        check_output_file(args.output)
+    clips = expand_clips(args.clips)
+    if args.annotate is not None:
+        if len(clips) != 1:
+            raise ConfigError(f"--annotate draws on a single input video; received {len(clips)} clips")
+        check_annotate_target(args.annotate, clips[0])  # probes the input only: nothing is decoded
+    if args.format in SUBTITLE_FORMATS and len(clips) != 1:
+        raise ConfigError(f"--format {args.format} holds the timeline of one clip; received {len(clips)} clips")
+    from emonet.inference.predict import import_tensorflow
+    import_tensorflow()  # before trained_run imports Keras: TensorFlow's start-up notices held back
     if model is None:
         from emonet.inference.trained_run import shipped_model_dir
         model = shipped_model_dir()
-    results, failures = predict_clips(clips, model, batch_size=args.batch_size,
-                                      progress=not args.no_progress)
-    text = format_results(results, args.format)
-    if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
-        print(f"wrote {len(results)} predictions to {args.output}", file=sys.stderr)
-    else:
-        print(text)
+    from emonet.inference.timeline import predict_timelines
+    timelines, failures = predict_timelines(clips, model, window=window, hop=hop, keep_track=args.annotate is not None,
+                                            progress=not args.no_progress)
+    _write_timelines(args, timelines, display_names([t.clip for t in timelines]))
+    if args.annotate is not None and timelines:
+        from emonet.inference.annotate import annotate_video
+        annotate_video(clips[0], timelines[0], args.annotate, progress=not args.no_progress)  # logs where
     if args.submission:
-        write_submission(results, args.submission)
-        print(f"wrote {len(results)} label files to {args.submission}", file=sys.stderr)
+        from emonet.inference.predict import write_submission
+        write_submission([{"clip": t.clip, "emotion": t.emotion} for t in timelines], args.submission)
+        print(f"wrote {len(timelines)} clip label files to {args.submission}", file=sys.stderr)
     if failures:
         names = dict(zip(map(str, clips), display_names(clips)))
         print(f"{len(failures)} of {len(clips)} clips failed: "
               + "; ".join(names.get(p, p) for p, _ in failures), file=sys.stderr)
         return EXIT_SOME_FAILED
     return 0
+
+
+def _write_timelines(args, timelines, names):
+    """Print or write the timelines in ``args.format``; the clip labels go to stderr unless the table holds them."""
+    from emonet.inference.subtitles import SUBTITLE_FORMATS, format_subtitles
+    from emonet.inference.timeline_format import clip_line, format_timelines
+    if args.format in SUBTITLE_FORMATS:
+        text = format_subtitles(timelines[0].rows if timelines else [], args.format)
+    else:
+        text = format_timelines(timelines, args.format)
+    if args.format != "table":
+        for name, timeline in zip(names, timelines):
+            print(clip_line(name, timeline), file=sys.stderr)
+    if args.output:
+        from preprocessing.files import atomic_write_text
+        atomic_write_text(args.output, text.rstrip("\n") + "\n")
+        print(f"wrote {sum(len(t.rows) for t in timelines)} windows to {args.output}", file=sys.stderr)
+    else:
+        print(text.rstrip("\n"))
 
 
 def build_parser():

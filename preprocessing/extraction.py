@@ -23,7 +23,7 @@ import subprocess
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import audio, faces, images, media
+from . import audio, defaults, faces, images, media
 from .audio_augment import check_speeds, speed_functionals
 from .constants import CLASSES, FPS, N_MFCC, SAMPLE_RATE
 from .errors import ConfigError, EmonetError, one_line
@@ -61,12 +61,12 @@ class ExtractParams:
         so stores written before this setting existed keep matching.
     """
 
-    analysis_side: int = 320
-    crop_size: int = 64
-    margin: float = 0.1
-    detector: str = faces.DEFAULT_DETECTOR
-    detect_every: int = 5
-    max_frames: int = 150
+    analysis_side: int = defaults.ANALYSIS_SIDE
+    crop_size: int = defaults.CROP_SIZE
+    margin: float = defaults.MARGIN
+    detector: str = defaults.DEFAULT_DETECTOR
+    detect_every: int = defaults.DETECT_EVERY
+    max_frames: int = defaults.MAX_FRAMES
     keep_frames: bool = False
     n_mfcc: int = N_MFCC
     audio_speeds: tuple = ()

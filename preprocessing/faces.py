@@ -51,13 +51,8 @@ import dataclasses
 
 import numpy as np
 
+from .defaults import DEFAULT_DETECTOR, DETECTORS
 from .errors import ConfigError
-
-#: Detector names accepted by :func:`make_detector`.
-DETECTORS = ("haar", "mtcnn")
-
-#: Chosen from the measurements in experiments/results/faces.json (see module docstring).
-DEFAULT_DETECTOR = "haar"
 
 #: Smallest face searched for, as a fraction of the image's shorter side.
 MIN_FACE_FRACTION = 0.12

@@ -29,7 +29,8 @@ from .probe import FFMPEG_ENV, MediaInfo, check_readable, ffmpeg_binary, ffmpeg_
 
 __all__ = [
     "FFMPEG_ENV", "TRUNCATION_RATIO", "MediaInfo", "check_readable", "decode_audio", "decode_frames",
-    "decode_frames_with_index", "ffmpeg_binary", "ffmpeg_cause", "output_size", "probe", "uniform_indices",
+    "decode_frames_with_index", "ffmpeg_binary", "ffmpeg_cause", "iter_audio", "iter_frames", "output_size", "probe",
+    "uniform_indices",
 ]
 
 #: A clip whose decoding reports errors and yields fewer than this share of the
@@ -256,3 +257,128 @@ def _run_streaming(cmd, chunk_bytes, consume):
     return returncode, b"".join(errors).decode("utf-8", "replace")
 
 
+
+def iter_frames(path, *, fps=FPS, max_side=320, size=None, block=1, info=None):
+    """Stream a clip's video as blocks of RGB frames, holding at most ``block`` frames at a time.
+
+    The streaming counterpart of :func:`decode_frames` for clips too long to hold:
+    ffmpeg's ``fps`` filter resamples the source to ``fps`` frames per second (frame
+    ``j`` shows time ``j / fps`` s) and the pipe is read ``block`` frames at a time.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    fps : int, float, str or fractions.Fraction or None
+        Output frame rate in frames per second (``"16/3"`` and ``Fraction(16, 3)`` are
+        exact); ``None`` keeps the source's own frames.
+    max_side : int or None
+        Longest side of the output frames in pixels (aspect kept). Ignored when ``size``
+        is given; ``None`` keeps the display size.
+    size : tuple of int (width, height), optional
+        Exact output size in pixels.
+    block : int
+        Frames per yielded array.
+    info : MediaInfo, optional
+        A probe result to reuse.
+
+    Yields
+    ------
+    frames : np.ndarray [shape=(n, height, width, 3), dtype=uint8]
+        ``n == block`` except for the last array. Closing the generator early stops ffmpeg.
+
+    Raises
+    ------
+    MediaError
+        No video stream, ffmpeg failed, or no frame could be decoded.
+    """
+    if block < 1:
+        raise ConfigError(f"iter_frames: block must be >= 1; received {block}")
+    info = info or probe(path)
+    if not info.has_video:
+        raise MediaError(f"{path}: no video stream (audio-only file)")
+    if size is None:
+        if not info.width:
+            raise MediaError(f"{path}: video stream of unknown size")
+        size = output_size(info.width, info.height, max_side)
+    width, height = size
+    video = ffmpeg.input(str(path)).video
+    if fps is not None:
+        video = video.filter("fps", fps=str(fps))
+    stream = (video.filter("scale", width, height).filter("setsar", 1)
+              .output("pipe:", format="rawvideo", pix_fmt="rgb24").global_args("-nostdin", "-v", "error"))
+    frame_bytes = width * height * 3
+    decoded = 0
+    for buf in _stream_blocks(stream.compile(cmd=ffmpeg_binary()), frame_bytes, block, path, "video"):
+        frames = np.frombuffer(buf, np.uint8).reshape(-1, height, width, 3)
+        decoded += len(frames)
+        yield frames
+    if not decoded:
+        raise MediaError(f"{path}: no video frame could be decoded (empty stream)")
+
+
+def iter_audio(path, *, sample_rate=SAMPLE_RATE, block_seconds=1.0, info=None):
+    """Stream a clip's first audio stream as mono float32 blocks at ``sample_rate`` Hz.
+
+    The streaming counterpart of :func:`decode_audio`: the samples are the same, read
+    ``block_seconds`` at a time.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    sample_rate : int
+        Output rate in Hz (default 16 kHz).
+    block_seconds : float
+        Seconds of audio per yielded array.
+    info : MediaInfo, optional
+        A probe result to reuse.
+
+    Yields
+    ------
+    y : np.ndarray [shape=(n,), dtype=float32]
+        Samples in [-1, 1]; ``n == round(block_seconds * sample_rate)`` except for the last.
+
+    Raises
+    ------
+    MediaError
+        No audio stream, or ffmpeg failed.
+    """
+    if not block_seconds > 0:
+        raise ConfigError(f"iter_audio: block_seconds must be > 0; received {block_seconds}")
+    info = info or probe(path)
+    if not info.has_audio:
+        raise MediaError(f"{path}: no audio stream (video-only file)")
+    stream = (ffmpeg.input(str(path)).audio.output("pipe:", format="f32le", ac=1, ar=sample_rate)
+              .global_args("-nostdin", "-v", "error"))
+    n = max(1, int(round(block_seconds * sample_rate)))
+    for buf in _stream_blocks(stream.compile(cmd=ffmpeg_binary()), 4, n, path, "audio"):
+        yield np.frombuffer(buf, dtype="<f4").astype(np.float32)
+
+
+def _stream_blocks(cmd, item_bytes, per_block, path, what):
+    """Run ``cmd`` and yield its stdout in blocks of ``per_block`` whole items of ``item_bytes``.
+
+    A trailing partial item is dropped; stderr is drained by a thread. Closing the
+    generator early kills ffmpeg; a failed ffmpeg raises :class:`MediaError` at the end.
+    """
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    errors = []
+    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    drain.start()
+    finished = False
+    try:
+        while True:
+            buf = proc.stdout.read(item_bytes * per_block)
+            usable = len(buf) // item_bytes * item_bytes
+            if usable:
+                yield buf[:usable]
+            if len(buf) < item_bytes * per_block:
+                break
+        finished = True
+    finally:
+        if not finished:
+            proc.kill()
+        proc.stdout.close()
+        returncode = proc.wait()
+        drain.join()
+    if returncode:
+        raise MediaError(f"{path}: ffmpeg failed decoding {what} ({ffmpeg_cause(b''.join(errors))})")

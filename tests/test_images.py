@@ -14,6 +14,7 @@ import pytest
 from conftest import CREMA_D, TESTS
 from emonet.cli import main
 from emonet.features.tables import SplitTable
+from emonet.inference.predict import display_names
 from preprocessing import audio
 from preprocessing.constants import CLASSES, IMAGE_SUFFIXES
 from preprocessing.datasets import build_manifest
@@ -172,7 +173,7 @@ def test_predict_still_images(photo, tmp_path, capsys):
                    "-o", str(out), "--no-progress"])
     assert status == 0, capsys.readouterr().err
     results = json.loads(out.read_text())
-    assert [r["clip"] for r in results] == [str(photo), str(grey)]
+    assert [r["clip"] for r in results] == display_names([photo, grey])  # as in the CSV and the table
     for r in results:
-        assert r["emotion"] in CLASSES and abs(sum(r["probabilities"].values()) - 1) < 1e-4
+        assert r["emotion"] in CLASSES and abs(sum(r[c] for c in CLASSES) - 1) < 1e-4
         assert r["has_audio"] is False and r["face_rate"] == 1.0

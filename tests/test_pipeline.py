@@ -27,6 +27,7 @@ from emonet.inference.trained_run import TrainedRun
 from emonet.nn.io import load_model
 from emonet.training.context import RunContext
 from emonet.training.trainer import train
+from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError
 from preprocessing.media import ffmpeg_binary
 from preprocessing.store import FeatureStore
@@ -175,8 +176,8 @@ def test_predict_cli_formats_failures_and_submission(video_run, tmp_path, capsys
     assert status == 1  # one clip failed, the rest were classified
     results = json.loads(captured.out)
     assert len(results) == 5
-    for r in results:
-        assert abs(sum(r["probabilities"].values()) - 1) < 1e-4 and r["emotion"] in r["probabilities"]
+    for r in results:  # one field per class (as the CSV columns)
+        assert abs(sum(r[c] for c in CLASSES) - 1) < 1e-4 and r["emotion"] in CLASSES
     assert "broken.mp4" in captured.err and "skipping" in captured.err
     # label files keep each clip's path relative to the clips' common folder (sub-folders created)
     assert sorted(p.name for p in (tmp_path / "sub").rglob("*.txt")) == sorted(
@@ -380,7 +381,7 @@ def test_end_to_end_run_evaluates_predicts_and_resumes(end_to_end_run, capsys):
     clip = sorted((root / "Val_AFEW" / "Sad").glob("*.mp4"))[0]
     assert main(["predict", str(clip), "--model", str(run_dir), "-f", "json", "--no-progress"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
-    assert abs(sum(result["probabilities"].values()) - 1) < 1e-4
+    assert abs(sum(result[c] for c in CLASSES) - 1) < 1e-4
     with collected_messages() as logs:
         train(load_config(run_dir.parent.parent / "stripes_e2e.yaml"), resume=True)
     assert any("end_to_end: video model already trained (resume)" in m for m in logs)

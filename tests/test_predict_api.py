@@ -54,9 +54,10 @@ def row(clip, emotion="Happy", has_audio=True, face_rate=0.5):
 
 
 def test_import_emonet_does_not_import_tensorflow():
-    code = "import sys, emonet; emonet.predict; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    code = ("import sys, emonet; emonet.predict; emonet.predict_timeline; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
-    assert {"predict", "load_model"} <= set(dir(emonet))
+    assert {"predict", "load_model", "predict_timeline"} <= set(dir(emonet))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         emonet.nope
 
@@ -163,6 +164,18 @@ def test_a_loaded_model_predicts_again_without_reloading(shipped, two_happy, tmp
     assert again[0]["probabilities"] == pytest.approx(predictions[2]["probabilities"], abs=1e-5)
     with pytest.raises(emonet.MediaError, match=f"^{broken}: "):  # nothing classified: the cause, in one line
         shipped.predict([broken])
+
+
+def test_predict_timeline_from_the_package_gives_windows_in_order(shipped):
+    timeline = emonet.predict_timeline(HAPPY, shipped, window=1)
+    rows = timeline.rows
+    assert len(rows) >= 2 and rows[0]["start"] == 0
+    assert all(r["start"] < r["end"] for r in rows)
+    assert all(a["start"] < b["start"] and a["end"] < b["end"] for a, b in zip(rows, rows[1:]))
+    for r in rows:
+        assert list(r["probabilities"]) == list(CLASSES)
+        assert sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+        assert r["emotion"] == max(r["probabilities"], key=r["probabilities"].get)
 
 
 def test_predict_cli_on_a_folder_keeps_clips_with_the_same_name_apart(two_happy, tmp_path, capsys):

@@ -20,7 +20,8 @@ from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError, MediaError
 from preprocessing.faces import make_detector
 
-from emonet.inference.predict import check_model_dir, expand_clips, prediction_params, predict_clips
+from emonet.inference.predict import (check_model_dir, compute_device, expand_clips, import_tensorflow,
+                                      prediction_params, predict_clips)
 
 logger = logging.getLogger(__name__)
 
@@ -137,12 +138,13 @@ def load_model(path=None):
     ModelError
         ``path`` is not a run folder, or the run is incomplete.
     """
+    import_tensorflow()  # before trained_run imports Keras: TensorFlow's start-up notices held back
     from emonet.inference.trained_run import TrainedRun, shipped_model_dir
 
     folder = shipped_model_dir() if path is None else check_model_dir(path)
     run = TrainedRun(folder)
     model = EmotionModel(run, make_detector(prediction_params(run).detector))
-    logger.info(f"loaded {run.mode} model from {folder}")
+    logger.info(f"loaded {run.mode} model from {folder}, on {compute_device()}")
     return model
 
 

@@ -8,42 +8,60 @@ chosen by format: an aligned table, JSON or CSV, plus optionally an
 EmotiW-style submission folder with one ``<clip path>.txt`` holding the label.
 
 Folders given as inputs are expanded recursively to their media files
-(:func:`expand_clips`); the table, the CSV and the submission name a clip by its
-path relative to the common parent folder of all clips (:func:`display_names`),
-so two ``happy.mp4`` in different folders stay apart.
+(:func:`expand_clips`); the outputs (table, JSON, CSV) and the submission name a clip
+by its path relative to the common parent folder of all clips (:func:`display_names`),
+so two ``happy.mp4`` in different folders stay apart. JSON objects and CSV rows carry
+the same fields, :data:`OUTPUT_FIELDS` (the seven probabilities flattened).
+
+An output file in CSV or JSON is written as the clips are classified: each batch's rows
+go to a journal beside it, and the file is written whole at the end
+(:class:`emonet.inference.journal.OutputJournal`), so a killed run keeps what it
+classified and ``--resume`` finishes it.
 """
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import logging
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
-
-import numpy as np
 
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError, EmonetError, MediaError, one_line
-from preprocessing.extraction import ExtractParams, extract_clip
-from preprocessing.faces import make_detector
 from preprocessing.layouts import MEDIA_SUFFIXES
-
-from emonet.experiment.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 
-#: Output formats. This module imports TensorFlow only when clips are classified,
-#: so ``emonet --help`` can read it cheaply.
+#: Output formats. This module imports NumPy, the extraction (SciPy, librosa, OpenCV) and
+#: TensorFlow only inside the functions that use them, so ``emonet --help`` reads it cheaply.
 FORMATS = ("table", "json", "csv")
 
 #: Fields of a result row beside the per-class probabilities (JSON keys, CSV columns).
 RESULT_FIELDS = ("clip", "emotion", "has_audio", "face_rate")
 
+#: Fields of an output row, in order: the CSV columns and the keys of each JSON object
+#: (:func:`output_rows`; the probabilities flattened, one field per class).
+OUTPUT_FIELDS = RESULT_FIELDS[:2] + CLASSES + RESULT_FIELDS[2:]
+
+#: TensorFlow's C++ log threshold (``TF_CPP_MIN_LOG_LEVEL``) unless the user set one: 3 keeps
+#: fatal lines only. Its INFO/WARNING/ERROR lines at start-up (oneDNN, CPU instructions, CUDA
+#: plugins registered twice) are noise to a user; errors that matter reach us as exceptions.
+#: ``TF_CPP_MIN_LOG_LEVEL=0 emonet predict ...`` shows them all again.
+TF_MIN_LOG_LEVEL = "3"
+
+# One line of TensorFlow's C++ log (absl format): severity letter, MMDD, time, thread, file:line].
+_NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^\]]+:\d+\] ")
+_ABSL_PRE_INIT_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+
 
 def check_model_dir(path):
     """``path`` if it is a run folder (holds ``config.yaml``), else :class:`ModelError`; no model is loaded."""
+    from emonet.experiment.rundir import RunDir
     return RunDir(path).check_is_run().path
 
 
@@ -106,19 +124,98 @@ def display_names(clips):
 
 def prediction_params(run):
     """Extraction settings for classifying clips with a :class:`TrainedRun`: the run's own, no speed copies."""
+    from preprocessing.extraction import ExtractParams
     # the speed-perturbed copies of extract.audio_speeds are training material only
     return dataclasses.replace(ExtractParams(**run.extract_params), audio_speeds=())
 
 
-def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None):
+def _tf_log_level():
+    """The effective ``TF_CPP_MIN_LOG_LEVEL`` (0 = everything, 3 = fatal only)."""
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        return 0
+
+
+def _below_tf_log_level(line, level):
+    """Whether a line written to stderr is a TensorFlow C++ log line that ``level`` hides."""
+    if line.rstrip("\n") == _ABSL_PRE_INIT_NOTICE:
+        return level >= 1
+    match = _NATIVE_LOG_LINE.match(line)
+    return bool(match) and "IWEF".index(match.group(1)) < level
+
+
+@contextlib.contextmanager
+def _native_log_filtered():
+    """Hold back what is written to file descriptor 2 in the block; then replay it minus hidden TF lines.
+
+    TensorFlow prints a few lines (the oneDNN notice, each preceded by absl's
+    "before absl::InitializeLog()" warning) while it loads, before it reads
+    ``TF_CPP_MIN_LOG_LEVEL``; this applies that setting to them too. Anything else
+    (Python warnings, other libraries' messages, fatal lines) is written out unchanged.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no file descriptor 2 (embedded interpreters): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            level = _tf_log_level()
+            kept = [line for line in held.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not _below_tf_log_level(line, level)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+def import_tensorflow():
+    """TensorFlow, imported without its start-up notices on stderr (see :data:`TF_MIN_LOG_LEVEL`).
+
+    Call it before anything imports TensorFlow or Keras (the CLI and :func:`emonet.load_model`
+    do); once TensorFlow is loaded it only returns the module. Sets ``TF_CPP_MIN_LOG_LEVEL``
+    to :data:`TF_MIN_LOG_LEVEL` unless it is set; oneDNN stays on (turning it off with
+    ``TF_ENABLE_ONEDNN_OPTS=0`` would silence the notice too, but makes the frame encoder
+    1.5-2 times slower on CPU).
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_MIN_LOG_LEVEL)
+    with _native_log_filtered():
+        import tensorflow as tf
+        tf.config.list_physical_devices()  # device discovery (CUDA on a GPU install) logs here too
+    return tf
+
+
+def compute_device():
+    """Where Keras runs a model: ``"CPU"`` or ``"GPU: <name>"`` (the first GPU TensorFlow sees)."""
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"GPU: {details.get('device_name', gpus[0].name)}"
+
+
+def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None, on_batch=None):
     """Class probabilities for clip files.
 
     Parameters
     ----------
     paths : list of str or os.PathLike
         Videos, audio files or still images (:data:`preprocessing.constants.IMAGE_SUFFIXES`).
-    run_dir : str or os.PathLike or TrainedRun
-        A trained run directory, or one already loaded (repeated calls reuse it).
+    run_dir : str or os.PathLike or TrainedRun or None
+        A trained run directory, or one already loaded (repeated calls reuse it); None: the
+        shipped model emonet-base.
     batch_size : int
         Clips classified per model call.
     progress : bool
@@ -126,6 +223,9 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None
     detector : object, optional
         A face detector from :func:`preprocessing.faces.make_detector` for the run's
         ``extract.detector``; made here when not given.
+    on_batch : callable, optional
+        Called with the new result dicts as soon as each batch is classified (``emonet
+        predict -o`` keeps them on disk, so a killed run loses at most one batch).
 
     Returns
     -------
@@ -135,12 +235,21 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None
     failures : list of tuple (str, str)
         (path, one-line reason) of clips that were skipped.
     """
+    import numpy as np
     from tqdm import tqdm
 
-    from emonet.inference.trained_run import TrainedRun
+    from preprocessing.extraction import extract_clip
+    from preprocessing.faces import make_detector
+
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1; received {batch_size}")
-    run = run_dir if isinstance(run_dir, TrainedRun) else TrainedRun(run_dir)
+    import_tensorflow()  # before trained_run imports Keras: TensorFlow's start-up notices held back
+    from emonet.inference.trained_run import TrainedRun, shipped_model_dir
+    if isinstance(run_dir, TrainedRun):
+        run = run_dir
+    else:
+        run = TrainedRun(shipped_model_dir() if run_dir is None else run_dir)
+        logger.info(f"model {run.run_dir.name} ({run.mode}) on {compute_device()}")
     params = prediction_params(run)
     detector = detector if detector is not None else make_detector(params.detector)
     results, failures, pending = [], [], []
@@ -150,11 +259,14 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None
             return
         proba = run.predict([p["embeddings"] for p in pending], np.stack([p["audio"] for p in pending]),
                             np.array([p["has_audio"] for p in pending]))
-        for item, row in zip(pending, proba):
-            results.append({"clip": item["clip"], "emotion": CLASSES[int(np.argmax(row))],
-                            "probabilities": {c: float(p) for c, p in zip(CLASSES, row)},
-                            "has_audio": item["has_audio"], "face_rate": item["face_rate"]})
+        batch = [{"clip": item["clip"], "emotion": CLASSES[int(np.argmax(row))],
+                  "probabilities": {c: float(p) for c, p in zip(CLASSES, row)},
+                  "has_audio": item["has_audio"], "face_rate": item["face_rate"]}
+                 for item, row in zip(pending, proba)]
+        results.extend(batch)
         pending.clear()
+        if on_batch is not None:
+            on_batch(batch)
 
     for path in tqdm(paths, unit="clip", desc="predict", disable=not progress, file=sys.stderr):
         try:
@@ -184,29 +296,56 @@ def _cause(exc, path):
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
-def format_results(results, fmt):
-    """Render results as "table", "json" or "csv" text."""
+def output_rows(results, names=None):
+    """Result dicts -> output rows: :data:`OUTPUT_FIELDS`, the same for JSON and CSV.
+
+    Parameters
+    ----------
+    results : list of dict
+        From :func:`predict_clips` (``probabilities`` nested, ``clip`` the path).
+    names : dict, optional
+        ``str(path) -> name`` of every clip of the batch (:func:`display_names` of all the
+        clips, so a name does not change when some fail); default: names of ``results``' clips.
+
+    Returns
+    -------
+    list of dict
+        ``clip`` (relative to the clips' common folder), ``emotion``, one probability per
+        class, ``has_audio`` (bool) and ``face_rate`` (float, or None without video).
+    """
+    if names is None:
+        names = dict(zip((r["clip"] for r in results), display_names([r["clip"] for r in results])))
+    return [{"clip": names[r["clip"]], "emotion": r["emotion"], **{c: r["probabilities"][c] for c in CLASSES},
+             "has_audio": bool(r["has_audio"]), "face_rate": r["face_rate"]} for r in results]
+
+
+def format_rows(rows, fmt):
+    """Render output rows (:func:`output_rows`) as "table", "json" or "csv" text."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}; received {fmt!r}")
     if fmt == "json":
-        return json.dumps(results, indent=2)
-    names = display_names([r["clip"] for r in results])
-    if fmt == "csv":  # the fields of the JSON rows, the clip named relative to the clips' common folder
+        return json.dumps(rows, indent=2)
+    if fmt == "csv":
         buffer = io.StringIO()
-        rows = csv.writer(buffer)
-        rows.writerow(["clip", "emotion"] + list(CLASSES) + ["has_audio", "face_rate"])
-        for name, r in zip(names, results):
+        writer = csv.writer(buffer)
+        writer.writerow(OUTPUT_FIELDS)
+        for r in rows:
             face_rate = "" if r["face_rate"] is None else f"{r['face_rate']:.4f}"
-            rows.writerow([name, r["emotion"]] + [f"{r['probabilities'][c]:.4f}" for c in CLASSES]
-                          + [str(bool(r["has_audio"])).lower(), face_rate])
+            writer.writerow([r["clip"], r["emotion"]] + [f"{r[c]:.4f}" for c in CLASSES]
+                            + [str(bool(r["has_audio"])).lower(), face_rate])
         return buffer.getvalue().rstrip("\n")
-    width = max([len("clip")] + [len(n) for n in names])
+    width = max([len("clip")] + [len(r["clip"]) for r in rows])
     header = f"{'clip':<{width}}  {'emotion':<8}  " + " ".join(f"{c:>8}" for c in CLASSES)
     lines = [header, "-" * len(header)]
-    for name, r in zip(names, results):
-        probs = " ".join(f"{r['probabilities'][c]:>8.2f}" for c in CLASSES)
-        lines.append(f"{name:<{width}}  {r['emotion']:<8}  {probs}")
+    for r in rows:
+        probs = " ".join(f"{r[c]:>8.2f}" for c in CLASSES)
+        lines.append(f"{r['clip']:<{width}}  {r['emotion']:<8}  {probs}")
     return "\n".join(lines)
+
+
+def format_results(results, fmt):
+    """Render results (:func:`predict_clips`) as "table", "json" or "csv" text (:func:`format_rows`)."""
+    return format_rows(output_rows(results), fmt)
 
 
 def submission_paths(clips, folder):
@@ -229,3 +368,4 @@ def write_submission(results, folder):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(r["emotion"] + "\n")
     return folder
+

@@ -1,0 +1,350 @@
+"""Per-window timelines: a video cut into windows, each classified like a short clip.
+
+This module holds the windowing rule, the classification of each window and the clip label;
+the streaming readers of frames and samples are :mod:`emonet.inference.window_streams`, the
+text renderings :mod:`emonet.inference.timeline_format` (their public names are importable
+from here too).
+
+>>> from emonet.inference.timeline import predict_timeline
+>>> timeline = predict_timeline("talk.mp4", window=2.0, hop=1.0)     # doctest: +SKIP
+>>> timeline.rows[0]["emotion"], timeline.emotion                     # doctest: +SKIP
+
+Windows. Window ``k`` covers ``[k * hop, k * hop + window)`` seconds, cut at the end of
+the clip. Windows follow each other until one reaches the end of the clip or stops less
+than half a hop before it (that short tail gets no window of its own); a clip shorter than
+one window is one window.
+
+Each window is classified from the face frames and the audio inside it, as
+:func:`emonet.inference.predict.predict_clips` classifies a clip:
+
+- Frames. The model reads ``n_frames`` (16 for emonet-base) frames per clip, so each
+  window gets that budget: the video is decoded at ``min(25, n_frames / window)`` frames
+  per second (8 fps for 2 s windows), the rate at which a window holds ``n_frames``
+  frames. Overlapping windows share frames: each sampled frame is tracked, cropped and
+  embedded once. Faces are found as extraction finds them
+  (:func:`preprocessing.faces.crop_faces` with the run's crop size and margin), with a
+  detection every :func:`~emonet.inference.window_streams.detection_stride` sampled frames
+  (at most one per 2 s, the density of a whole-clip prediction of a one-minute clip) and
+  the boxes tracked in between; frames without a tracked face are centre crops, as in a
+  whole clip.
+- Audio. The window's samples (16 kHz mono) give the audio functionals; a silent window
+  counts as one without audio.
+- Streaming. ffmpeg's video and audio pipes are read incrementally
+  (:mod:`emonet.inference.window_streams`), so memory stays flat however long the video.
+  Windows are classified several per model call.
+
+Row of a window: ``start``, ``end`` (seconds), ``emotion``, ``probabilities`` (class ->
+float), the face box ``x, y, w, h`` in source pixels (the median of the tracked boxes of
+the window's frames with a face; None without one) and ``face_rate`` (share of the
+window's sampled frames with a face; None for a clip without video).
+
+Clip label. The clip's probabilities are the mean of its windows' probabilities weighted
+by each window's duration (``end - start``); its emotion is their top class.
+"""
+
+import dataclasses
+import logging
+import math
+import sys
+from fractions import Fraction
+
+import numpy as np
+
+from preprocessing import audio, images, media
+from preprocessing.constants import CLASSES, FPS
+from preprocessing.errors import ConfigError, EmonetError, MediaError, one_line
+from preprocessing.faces import make_detector
+
+from emonet.inference.predict import check_model_dir, prediction_params
+# the streaming readers and the text renderings, also importable from here as before the split
+from emonet.inference.timeline_format import TEXT_FORMATS, clip_line, format_timelines
+from emonet.inference.window_streams import (
+    DETECT_INTERVAL,
+    FRAMES_PER_STEP,
+    TRACK_CONTEXT,
+    FaceStream,
+    SoundStream,
+    decoded_seconds,
+    detection_stride,
+    frame_range,
+    window_spans,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Window and hop (seconds) when a timeline is asked for without them (``--annotate`` alone).
+DEFAULT_WINDOW, DEFAULT_HOP = 2.0, 1.0
+
+#: Shortest hop in seconds: one frame of the 25 fps decoding.
+MIN_HOP = 1.0 / FPS
+
+#: Windows classified per model call.
+WINDOWS_PER_CALL = 64
+
+#: The rule of the clip label, recorded in the JSON output.
+CLIP_RULE = "mean of the window probabilities weighted by window duration"
+
+
+def check_window(window, hop):
+    """``(window, hop)`` as floats if they make a timeline, else :class:`ConfigError`.
+
+    Rules: both finite; ``window > 0``; ``1/25 <= hop <= window`` (a longer hop would leave
+    parts of the clip in no window).
+    """
+    for name, value in (("--window", window), ("--hop", hop)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number of seconds; received {value!r}")
+    if window <= 0:
+        raise ConfigError(f"--window must be > 0 seconds; received {window}")
+    if hop <= 0:
+        raise ConfigError(f"--hop must be > 0 seconds; received {hop}")
+    if hop < MIN_HOP:
+        raise ConfigError(f"--hop must be >= {MIN_HOP} s (one frame at {FPS} fps); received {hop}")
+    if hop > window:
+        raise ConfigError(f"--hop must be <= --window (a longer hop leaves gaps); received hop {hop} > window {window}")
+    return float(window), float(hop)
+
+
+def sampling_rate(window, n_frames):
+    """Frames per second sampled for windows of ``window`` s: ``min(25, n_frames / window)`` (exact fraction)."""
+    return min(Fraction(FPS), Fraction(n_frames) / Fraction(window).limit_denominator(1000))
+
+
+@dataclasses.dataclass
+class Timeline:
+    """The windows of one clip and the clip label aggregated from them.
+
+    Attributes
+    ----------
+    clip : str
+        The clip's path.
+    duration : float
+        Seconds of the clip that were decoded (the longer of its streams).
+    window, hop : float
+        Seconds.
+    rows : list of dict
+        One per window (module docstring).
+    emotion : str
+        Top class of ``probabilities``.
+    probabilities : dict
+        Class -> duration-weighted mean of the window probabilities (:data:`CLIP_RULE`).
+    face_rate : float or None
+        Duration-weighted mean of the windows' face rates.
+    track_times : np.ndarray [shape=(n,), dtype=float64] or None
+        Time in seconds of each sampled frame (``keep_track=True`` only).
+    track_boxes : np.ndarray [shape=(n, 4), dtype=float32] or None
+        Its tracked face box ``(x0, y0, x1, y1)`` in source pixels, NaN without a face.
+    """
+
+    clip: str
+    duration: float
+    window: float
+    hop: float
+    rows: list
+    emotion: str
+    probabilities: dict
+    face_rate: float | None
+    track_times: np.ndarray | None = None
+    track_boxes: np.ndarray | None = None
+
+    def to_dict(self, name=None):
+        """The JSON form, probabilities flat as in ``emonet predict -f json``: clip fields, the rule of
+        the clip label, and ``windows`` (one flat dict per row, the CSV's fields without ``clip``).
+
+        ``name`` replaces the clip's path (the CLI passes the path relative to the clips' common folder).
+        """
+        windows = [{"start": r["start"], "end": r["end"], "emotion": r["emotion"], **r["probabilities"],
+                    **{k: r[k] for k in ("x", "y", "w", "h", "face_rate")}} for r in self.rows]
+        return {"clip": self.clip if name is None else name, "duration": round(self.duration, 3),
+                "window": self.window, "hop": self.hop, "emotion": self.emotion, **self.probabilities,
+                "face_rate": self.face_rate, "clip_rule": CLIP_RULE, "windows": windows}
+
+
+def box_summary(boxes, found):
+    """The window's face box ``(x, y, w, h)`` in whole pixels: the median of its found boxes; None without any.
+
+    Parameters
+    ----------
+    boxes : np.ndarray [shape=(n, 4)]
+        ``(x0, y0, x1, y1)`` per frame.
+    found : np.ndarray [shape=(n,), dtype=bool]
+    """
+    if not found.any():
+        return None
+    x0, y0, x1, y1 = np.median(boxes[found], axis=0)
+    return int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))
+
+
+def _clip_box(box, width, height):
+    """A box ``(x, y, w, h)`` cut to the source frame (or None)."""
+    if box is None:
+        return None
+    x, y, w, h = box
+    x0, y0 = min(max(0, x), width), min(max(0, y), height)
+    x1, y1 = min(max(0, x + w), width), min(max(0, y + h), height)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _audio_features(y, params):
+    """Functionals (D,) and whether the window has audible sound."""
+    if y is None or audio.is_silent(y):
+        return audio.silent_functionals(n_mfcc=params.n_mfcc), False
+    return audio.audio_functionals(y, n_mfcc=params.n_mfcc)[0], True
+
+
+def resolve_model(model, detector=None):
+    """``(TrainedRun, detector)`` from a run folder, a TrainedRun, an EmotionModel or None (the shipped model)."""
+    from emonet.inference.trained_run import TrainedRun, shipped_model_dir
+    if hasattr(model, "run") and hasattr(model, "detector"):  # an emonet.inference.api.EmotionModel
+        run, detector = model.run, detector or model.detector
+    elif isinstance(model, TrainedRun):
+        run = model
+    else:
+        run = TrainedRun(shipped_model_dir() if model is None else check_model_dir(model))
+    return run, detector if detector is not None else make_detector(prediction_params(run).detector)
+
+
+def predict_timeline(path, model=None, *, window=DEFAULT_WINDOW, hop=DEFAULT_HOP, batch_size=WINDOWS_PER_CALL,
+                     detector=None, keep_track=False, progress=False):
+    """Classify each window of a video (or audio file): one row per window and a clip label.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A video or audio file (not a still image).
+    model : str or os.PathLike or TrainedRun or EmotionModel, optional
+        A run folder or a loaded model; default: the shipped emonet-base.
+    window, hop : float
+        Window length and the step between window starts, in seconds (:func:`check_window`).
+    batch_size : int
+        Windows per model call.
+    detector : object, optional
+        A face detector to reuse (default: the model's, or one for the run's ``extract.detector``).
+    keep_track : bool
+        Also return every sampled frame's face box (``Timeline.track_*``; for :mod:`annotate`).
+    progress : bool
+        Progress bar (seconds of footage) on stderr.
+
+    Returns
+    -------
+    Timeline
+
+    Raises
+    ------
+    MediaError
+        The clip cannot be probed or decoded, is a still image, or has no stream the model reads.
+    ConfigError
+        Bad ``window`` / ``hop`` / ``batch_size``.
+
+    Examples
+    --------
+    >>> t = predict_timeline("tests/data/crema_d/1001_DFA_HAP_XX.flv", window=1.0)  # doctest: +SKIP
+    >>> [(r["start"], r["emotion"]) for r in t.rows]                                  # doctest: +SKIP
+    """
+    from tqdm import tqdm
+
+    window, hop = check_window(window, hop)
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1; received {batch_size}")
+    run, detector = resolve_model(model, detector)
+    params = prediction_params(run)
+    if images.is_image(path):
+        raise MediaError(f"{path}: a still image has no timeline (classify it without --window)")
+    info = media.probe(path)
+    rate = sampling_rate(window, run.n_frames)
+    faces = sound = None
+    if info.has_video and (run.needs_video or keep_track):
+        width, height = media.output_size(info.width, info.height, params.analysis_side)
+        blocks = media.iter_frames(path, fps=rate, size=(width, height), block=FRAMES_PER_STEP, info=info)
+        faces = FaceStream(blocks, run=run, params=params, detector=detector, rate=rate, keep_track=keep_track,
+                            scale=(info.width / width, info.height / height))
+    if info.has_audio and run.needs_audio:
+        sound = SoundStream(media.iter_audio(path, info=info))
+    if faces is None and sound is None:
+        raise MediaError(f"{path}: nothing to classify (the {run.mode} model needs "
+                         f"{'video' if run.needs_video else 'audio'})")
+    rows, pending = [], []
+    no_face = run.encode_faces(np.zeros((0, params.crop_size, params.crop_size, 3), np.uint8)) \
+        if run.needs_video else np.zeros((0, 1), np.float32)
+    with tqdm(total=round(info.duration, 1) if info.duration else None, unit="s", desc="timeline",
+              disable=not progress, file=sys.stderr) as bar:
+        for start, end in window_spans(faces, sound, rate, window, hop):
+            pending.append(_window_inputs(start, end, faces, sound, rate, params, info, no_face))
+            if faces:
+                faces.drop_before(frame_range(start + hop, start + hop, rate)[0])
+            if sound:
+                sound.drop_before(start + hop)
+            if len(pending) >= batch_size:
+                rows += _classify(run, pending, path)
+            bar.update(max(0.0, round(end - bar.n, 3)))
+        rows += _classify(run, pending, path)
+    duration = decoded_seconds(faces, sound, rate)
+    timeline = summarise(str(path), rows, duration=duration, window=window, hop=hop)
+    if keep_track and faces:
+        timeline.track_boxes = faces.track()
+        timeline.track_times = np.arange(len(timeline.track_boxes)) / float(rate)
+    return timeline
+
+
+def _window_inputs(start, end, faces, sound, rate, params, info, no_face):
+    """What the model and the row need of one window ``[start, end)``; ``no_face`` is the (0, E) embedding array."""
+    item = {"start": start, "end": end, "embeddings": no_face, "box": None, "face_rate": None}
+    if faces:
+        embeddings, boxes, found = faces.frames(*frame_range(start, end, rate))
+        item["embeddings"] = embeddings if len(embeddings) else no_face
+        item["box"] = _clip_box(box_summary(boxes, found), info.width, info.height)
+        item["face_rate"] = float(found.mean()) if len(found) else None
+    item["audio"], item["has_audio"] = _audio_features(sound.window(start, end) if sound else None, params)
+    return item
+
+
+def _classify(run, pending, path):
+    """Rows of the pending windows (one model call); empties ``pending``."""
+    if not pending:
+        return []
+    proba = run.predict([p["embeddings"] for p in pending], np.stack([p["audio"] for p in pending]),
+                        np.array([p["has_audio"] for p in pending]))
+    rows = []
+    for item, row in zip(pending, proba):
+        box = item["box"] or (None, None, None, None)
+        rows.append({"clip": str(path), "start": round(item["start"], 3), "end": round(item["end"], 3),
+                     "emotion": CLASSES[int(np.argmax(row))],
+                     "probabilities": {c: float(p) for c, p in zip(CLASSES, row)},
+                     "x": box[0], "y": box[1], "w": box[2], "h": box[3], "face_rate": item["face_rate"]})
+    pending.clear()
+    return rows
+
+
+def summarise(clip, rows, *, duration, window, hop):
+    """A :class:`Timeline` whose clip label is the duration-weighted mean of the rows' probabilities."""
+    weights = np.array([r["end"] - r["start"] for r in rows], np.float64)
+    weights = weights if weights.sum() > 0 else np.ones(len(rows))
+    proba = np.array([[r["probabilities"][c] for c in CLASSES] for r in rows], np.float64).reshape(-1, len(CLASSES))
+    mean = weights @ proba / weights.sum() if len(rows) else np.full(len(CLASSES), 1 / len(CLASSES))
+    rates = [(w, r["face_rate"]) for w, r in zip(weights, rows) if r["face_rate"] is not None]
+    face_rate = float(sum(w * f for w, f in rates) / sum(w for w, _ in rates)) if rates else None
+    return Timeline(clip=clip, duration=float(duration), window=window, hop=hop, rows=rows,
+                    emotion=CLASSES[int(np.argmax(mean))], probabilities={c: float(p) for c, p in zip(CLASSES, mean)},
+                    face_rate=face_rate)
+
+
+def predict_timelines(paths, model, *, window, hop, batch_size=WINDOWS_PER_CALL, keep_track=False, progress=True):
+    """Timelines of several clips with one loaded model; a clip that fails is skipped and reported.
+
+    Returns
+    -------
+    timelines : list of Timeline
+    failures : list of tuple (str, str)
+        (path, one-line reason) of the clips skipped (logged as ``skipping <file>: <cause>``).
+    """
+    run, detector = resolve_model(model)
+    timelines, failures = [], []
+    for path in paths:
+        try:
+            timelines.append(predict_timeline(path, run, window=window, hop=hop, batch_size=batch_size,
+                                              detector=detector, keep_track=keep_track, progress=progress))
+        except EmonetError as exc:
+            reason = one_line(str(exc), 400)
+            failures.append((str(path), reason))
+            logger.warning(f"skipping {path}: {reason.removeprefix(f'{path}: ')}")
+    return timelines, failures

@@ -1,0 +1,217 @@
+"""Per-window timelines on long videos: memory stays flat, speed stays near a whole-clip prediction.
+
+What it measures, for videos of 1, 10 and 60 minutes made by looping the six bundled
+CREMA-D clips (tests/data/crema_d, a real face and voice; re-encoded once to H.264
+480x360 25 fps + AAC, then looped with ``ffmpeg -stream_loop``):
+
+- ``timeline``: a fresh ``emonet predict VIDEO --window 2 --hop 1 -f csv -o FILE``
+  process per size: wall time (Python and TensorFlow start-up and the model load
+  included), seconds of footage per second, and the process's peak resident memory
+  (``os.wait4`` rusage of that one child; ffmpeg's decoders are its own children and
+  not counted);
+- ``whole clip``: the same for a plain ``emonet predict VIDEO -f json`` (one answer for
+  the clip) on the 1-minute video, the speed a timeline is compared with. On that video
+  the two alternate ``--repeats`` times (medians), as the machine's load drifts; the
+  longer videos run once.
+
+Flat memory means the peak RSS at 60 (or the longest) minutes is within 10 % of the
+1-minute one; the verdicts are printed and recorded, nothing is asserted.
+
+Run:   .venv/bin/python experiments/bench_timeline.py [--minutes 1 10 60] [--repeats 3]
+Smoke: .venv/bin/python experiments/bench_timeline.py --minutes 1 --out /tmp/bench_timeline.json
+Writes experiments/results/bench_timeline.json (with the ffmpeg binary and the git commit)
+and prints a table. The videos go to a temporary folder (``--work`` to keep them).
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from preprocessing.extraction import library_versions
+from preprocessing.files import atomic_write_text
+from preprocessing.media import ffmpeg_binary, probe
+
+REPO = Path(__file__).resolve().parents[1]
+CLIPS = sorted((REPO / "tests" / "data" / "crema_d").glob("*.flv"))
+WINDOW, HOP = 2.0, 1.0  # seconds: the windows --annotate uses by default (each second in two windows)
+SIZE = (480, 360)  # pixels: the CREMA-D clips' own size
+FLAT_TOLERANCE = 0.10  # peak RSS may grow this much from the shortest to the longest video
+
+
+def ffmpeg(*args):
+    """Run the project's ffmpeg with ``args``; SystemExit with its stderr on failure."""
+    proc = subprocess.run([ffmpeg_binary(), "-nostdin", "-v", "error", "-y", *map(str, args)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise SystemExit(f"bench_timeline: ffmpeg failed: {proc.stderr.strip()[-300:]}")
+
+
+def make_cycle(folder):
+    """The six CREMA-D clips back to back (~13 s), H.264 480x360 25 fps + AAC 16 kHz mono."""
+    cycle = folder / "cycle.mp4"
+    inputs = [arg for clip in CLIPS for arg in ("-i", clip)]
+    chains = "".join(f"[{i}:v]scale={SIZE[0]}:{SIZE[1]},fps=25,setsar=1[v{i}];[{i}:a]aresample=16000[a{i}];"
+                     for i in range(len(CLIPS)))
+    joined = "".join(f"[v{i}][a{i}]" for i in range(len(CLIPS)))
+    ffmpeg(*inputs, "-filter_complex", f"{chains}{joined}concat=n={len(CLIPS)}:v=1:a=1[v][a]",
+           "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+           "-c:a", "aac", "-ac", "1", cycle)
+    return cycle
+
+
+def make_video(cycle, minutes, folder):
+    """``minutes`` of the cycle looped, re-encoded (clean timestamps), as ``long_<minutes>min.mp4``."""
+    out = folder / f"long_{minutes:g}min.mp4"
+    if not out.exists():
+        ffmpeg("-stream_loop", "-1", "-i", cycle, "-t", minutes * 60, "-c:v", "libx264", "-preset", "ultrafast",
+               "-pix_fmt", "yuv420p", "-c:a", "aac", out)
+    return out
+
+
+def run_measured(cmd, stdout_path):
+    """Wall seconds and peak RSS (MiB) of one child process running ``cmd`` (its own rusage, os.wait4)."""
+    with open(stdout_path, "wb") as stdout, tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            stderr.seek(0)
+            raise SystemExit(f"bench_timeline: {' '.join(map(str, cmd[:4]))} ... exited {proc.returncode}: "
+                             f"{stderr.read().decode(errors='replace').strip()[-300:]}")
+    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def emonet_command():
+    """The ``emonet`` console script of the interpreter running this file."""
+    script = Path(sys.executable).parent / "emonet"
+    if not script.is_file():
+        raise SystemExit(f"bench_timeline: {script} not found (pip install -e . into this environment)")
+    return [str(script)]
+
+
+def predict_command(video, out, *, timeline):
+    """``emonet predict`` of ``video``: a timeline as CSV into ``out``, or one whole-clip answer as JSON."""
+    extra = ["--window", str(WINDOW), "--hop", str(HOP), "-f", "csv", "-o", str(out)] if timeline else ["-f", "json"]
+    return emonet_command() + ["predict", str(video), "--no-progress", *extra]
+
+
+def measure(video, footage, repeats, folder, *, kinds=("timeline",)):
+    """Per kind ("timeline", "whole_clip"): median wall time, max peak RSS and row count of fresh processes.
+
+    With both kinds the runs alternate (timeline, whole clip, timeline, ...), so a change in
+    the machine's load between them does not favour either.
+    """
+    runs = {kind: [] for kind in kinds}
+    outs = {"timeline": folder / (video.stem + ".csv"), "whole_clip": folder / (video.stem + ".json")}
+    for _ in range(repeats):
+        for kind in kinds:
+            timeline = kind == "timeline"
+            cmd = predict_command(video, outs[kind], timeline=timeline)
+            runs[kind].append(run_measured(cmd, folder / "stdout.txt" if timeline else outs[kind]))
+    result = {}
+    for kind, measured in runs.items():
+        seconds = statistics.median(s for s, _ in measured)
+        text = outs[kind].read_text()
+        result[kind] = {
+            "wall_seconds": round(seconds, 2), "wall_seconds_all": [round(s, 2) for s, _ in measured],
+            "footage_seconds_per_second": round(footage / seconds, 2),  # footage / wall time (median)
+            "peak_rss_mib": round(max(r for _, r in measured), 1),  # the emonet process alone, max of runs
+            "rows": len(text.splitlines()) - 1 if kind == "timeline" else len(json.loads(text))}
+    return result
+
+
+def git_commit():
+    """The checked-out commit, read from .git without running git (None outside a checkout)."""
+    git = REPO / ".git"
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head
+        ref = head[5:]
+        if (git / ref).is_file():
+            return (git / ref).read_text().strip()
+        for line in (git / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split()[0]
+    except OSError:
+        return None
+    return None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60], help="video lengths")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="fresh processes per kind on the shortest video, alternating (median); longer ones run once")
+    parser.add_argument("--work", type=Path, default=None, help="keep the videos in this folder")
+    parser.add_argument("--out", type=Path, default=REPO / "experiments" / "results" / "bench_timeline.json")
+    args = parser.parse_args()
+    if args.repeats < 1 or min(args.minutes) <= 0:
+        parser.error("--repeats must be >= 1 and --minutes > 0")
+    load_before = os.getloadavg()  # 1/5/15-min load: other work on the machine skews every figure
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_timeline_"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        cycle = make_cycle(work)
+        sizes = []
+        for minutes in sorted(args.minutes):
+            video = make_video(cycle, minutes, work)
+            footage = probe(video).duration
+            compare = minutes == min(args.minutes)  # the comparison: one answer for the same footage
+            kinds = ("timeline", "whole_clip") if compare else ("timeline",)
+            repeats = args.repeats if compare else 1  # longer videos: start-up noise is small beside them
+            entry = {"minutes": minutes, "footage_seconds": footage, "repeats": repeats,
+                     **measure(video, footage, repeats, work, kinds=kinds)}
+            sizes.append(entry)
+            print(f"{minutes:g} min: {json.dumps(entry)}", file=sys.stderr)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    first, last = sizes[0], sizes[-1]
+    rss_growth = last["timeline"]["peak_rss_mib"] / first["timeline"]["peak_rss_mib"] - 1
+    slowdown = first["timeline"]["wall_seconds"] / first["whole_clip"]["wall_seconds"] - 1
+    record = {
+        "what": "emonet predict --window 2 --hop 1 on long looped videos: peak RSS and speed vs a whole-clip predict",
+        "commit": git_commit(),
+        "command": f"emonet predict VIDEO --window {WINDOW:g} --hop {HOP:g} -f csv -o FILE --no-progress",
+        "videos": f"the {len(CLIPS)} CREMA-D clips of tests/data/crema_d looped, H.264 {SIZE[0]}x{SIZE[1]} 25 fps + AAC",
+        "ffmpeg": {"binary": ffmpeg_binary(), "version": library_versions()["ffmpeg"]},
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_before": [round(x, 2) for x in load_before],  # 1, 5, 15 min
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+        "sizes": sizes,
+        "peak_rss_growth": round(rss_growth, 4),  # longest vs shortest video, timeline process
+        "peak_rss_flat": abs(rss_growth) <= FLAT_TOLERANCE,
+        "timeline_slowdown_vs_whole_clip": round(slowdown, 4),  # wall time on the shortest video, fresh processes
+    }
+    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+
+    print(f"emonet predict --window {WINDOW:g} --hop {HOP:g} on {os.cpu_count()} CPUs; load average before "
+          f"{load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; fresh process per run, start-up included")
+    print(f"{'video':>8s} {'windows':>8s} {'wall s':>8s} {'footage/s':>10s} {'peak RSS MiB':>13s}")
+    for entry in sizes:
+        t = entry["timeline"]
+        print(f"{entry['minutes']:>6g} m {t['rows']:8d} {t['wall_seconds']:8.1f} {t['footage_seconds_per_second']:10.2f} "
+              f"{t['peak_rss_mib']:13.1f}")
+    w = first["whole_clip"]
+    print(f"whole clip, {first['minutes']:g} min: {w['wall_seconds']:.1f} s, {w['footage_seconds_per_second']:.2f} "
+          f"footage s/s, peak RSS {w['peak_rss_mib']:.1f} MiB")
+    print(f"peak RSS {first['minutes']:g} -> {last['minutes']:g} min: {100 * rss_growth:+.1f}% "
+          f"({'flat' if record['peak_rss_flat'] else 'NOT flat'}, tolerance {100 * FLAT_TOLERANCE:.0f}%); "
+          f"timeline vs whole clip at {first['minutes']:g} min: {100 * slowdown:+.1f}% wall time")
+    print(f"-> {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")
+
+
+if __name__ == "__main__":
+    main()
