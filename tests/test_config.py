@@ -38,6 +38,7 @@ def test_defaults_and_relative_paths(tmp_path):
     ({"data": {"root": "x"}, "train": {"schedule": "end_to_end", "finetune_epochs": 2}},
      "train.finetune_epochs applies to the two_stage schedule only"),
     ({"data": {"root": "x"}, "model": 3}, "section model. must be a mapping"),
+    ({"data": {"root": "x", "mix_from": 1}}, r"data.mix_from must be a number in \[0, 1\)"),
     ({"data": {"root": "x", "mix_share": 1.0}}, r"data.mix_share must be a number in \(0, 1\)"),
     ({"data": {"root": "x", "mix_store": "lab_faces/"}}, "data.mix_store must be the path of a .h5 feature store"),
     ("data: [unclosed", "not valid YAML"),

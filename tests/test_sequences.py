@@ -177,3 +177,15 @@ def test_a_mixed_stream_keeps_every_still_once_per_pass_and_adds_one_hot_clip_fr
         assert sorted(np.argmax(from_stills, axis=1)) == list(range(6))  # every still exactly once
         assert len(from_stills) + len(from_clips) == len(labels) and len(from_clips) > 0
         assert set(np.argmax(from_clips, axis=1)) <= {0, 1, 3}  # clip c_empty (label 2) has no frame
+
+
+def test_frames_can_be_drawn_from_the_second_half_of_each_clip_only(store):
+    from emonet.features.datasets import frame_dataset
+    path, table = store
+    long_only = table.subset(np.array([k.endswith("a_long.mp4") for k in table.keys]))
+    dataset = frame_dataset(path, long_only, frames_per_clip=40, image_size=SIZE, batch_size=40, augment=False,
+                            seed=0, first_fraction=0.5)
+    frames = np.concatenate([x for x, _ in dataset.as_numpy_iterator()])
+    prepared = _prepared("a_long")
+    drawn = {int(np.argmin([np.abs(f - p).sum() for p in prepared])) for f in frames}
+    assert drawn == {5, 6, 7, 8, 9}  # 40 draws over the last 5 of 10 frames, never the first half

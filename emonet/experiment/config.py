@@ -44,6 +44,8 @@ class DataConfig:
                                   # frames to the frame CNN's training (e.g. posed lab faces beside FER+);
                                   # validation stays on this run's own val_split. None = off
     mix_share: float = 0.25     # share of stage one's training batches drawn from mix_store, in (0, 1)
+    mix_from: float = 0.0       # mix_store frames are drawn from this fraction of each clip onward, in [0, 1)
+                                # (0.5: the second half, for posed clips that start from a neutral face)
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,9 @@ def _validate(cfg, source):
     share = cfg["data"]["mix_share"]
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
         raise ConfigError(f"{source}: data.mix_share must be a number in (0, 1); received {share!r}")
+    start = cfg["data"]["mix_from"]
+    if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 <= start < 1:
+        raise ConfigError(f"{source}: data.mix_from must be a number in [0, 1); received {start!r}")
     mix = cfg["data"]["mix_store"]
     if mix is not None and (not isinstance(mix, str) or not mix.endswith(".h5")):
         raise ConfigError(f"{source}: data.mix_store must be the path of a .h5 feature store or null; "

@@ -26,7 +26,7 @@ __all__ = ["frame_dataset", "sequence_dataset", "sequence_batch"]
 
 
 def frame_dataset(store_path, table, *, frames_per_clip, image_size, batch_size, augment, seed, soft_labels=False,
-                  augment_policy="basic"):
+                  augment_policy="basic", first_fraction=0.0):
     """A ``tf.data`` stream of single face frames for training the frame CNN (stage one).
 
     Each epoch draws ``frames_per_clip`` frames per clip (faces that were
@@ -42,6 +42,9 @@ def frame_dataset(store_path, table, *, frames_per_clip, image_size, batch_size,
     augment_policy : {"basic", "footage"}
         :func:`~emonet.features.frames.augment_frames` or the stronger
         :func:`~emonet.features.frames.augment_footage` (when ``augment``).
+    first_fraction : float in [0, 1)
+        Draw a clip's frames from this fraction of its stored frames onward only (0.5: the
+        second half), for posed clips that start from a neutral face.
 
     Returns
     -------
@@ -74,10 +77,11 @@ def frame_dataset(store_path, table, *, frames_per_clip, image_size, batch_size,
             clips = f["clips"]
             for i in order:
                 group = clips[keys[i]]
-                found = group["face_found"][()]
+                found = group["face_found"][()][int(first_fraction * len(group["face_found"])):]
                 if len(found) == 0:
                     continue
-                candidates = np.flatnonzero(found) if found.any() else np.arange(len(found))
+                offset = len(group["face_found"]) - len(found)
+                candidates = offset + (np.flatnonzero(found) if found.any() else np.arange(len(found)))
                 j = int(rng.choice(candidates))
                 yield group["faces"][j], labels[i]
 

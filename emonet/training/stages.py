@@ -174,7 +174,7 @@ class FrameEncoderStage:
         ctx.log.info(f"frames: {data.mix_share:.0%} of the batches from {len(mix_table)} {data.train_split} clips "
                      f"of {data.mix_store}")
         extra = frame_dataset(data.mix_store, mix_table, frames_per_clip=MIX_FRAMES_PER_PASS, soft_labels=False,
-                              **options)
+                              first_fraction=data.mix_from, **options)
         return mix_frame_datasets(dataset, extra, share=data.mix_share, seed=ctx.cfg.seed,
                                   n_classes=len(CLASSES), soft_labels=soft)
 
