@@ -4,24 +4,27 @@
 >>> predictions = emonet.predict("clips/")            # a file, a list of files, or a folder
 >>> predictions[0]["emotion"], predictions.failures
 >>> predictions.to_dataframe()                          # needs pandas
+>>> emonet.predict(frames=frames, audio=wave, fps=25, sample_rate=16000, name="cam")  # arrays in memory
 
 ``emonet.load_model(path=None)`` loads a model once (default: the shipped
 emonet-base) for repeated ``model.predict(...)`` calls. Clips are read exactly as
 ``emonet predict`` reads them (:mod:`emonet.inference.predict`); a clip that cannot
 be decoded is skipped and listed in ``failures``, unless no clip could be classified,
-which raises :class:`~preprocessing.errors.MediaError`.
+which raises :class:`~preprocessing.errors.MediaError`. A clip given as arrays (RGB
+frames and/or a mono waveform) goes through the same steps from the decoded streams on
+(:func:`preprocessing.extraction.extract_arrays`).
 """
 
 import logging
 import os
 from pathlib import Path
 
-from preprocessing.constants import CLASSES
+from preprocessing.constants import CLASSES, FPS, SAMPLE_RATE
 from preprocessing.errors import ConfigError, MediaError
 from preprocessing.faces import make_detector
 
-from emonet.inference.predict import (check_model_dir, compute_device, expand_clips, import_tensorflow,
-                                      prediction_params, predict_clips)
+from emonet.inference.predict import (check_model_dir, classify_items, clip_item, compute_device, expand_clips,
+                                      import_tensorflow, prediction_params, predict_clips)
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +35,7 @@ COLUMNS = ("clip", "emotion") + CLASSES + ("has_audio", "face_rate")
 class Predictions(list):
     """Result rows, one dict per classified clip in input order, plus the clips that failed.
 
-    Each row holds ``clip`` (the path), ``emotion`` (the top class), ``probabilities``
+    Each row holds ``clip`` (the path, or ``name`` for arrays), ``emotion`` (the top class), ``probabilities``
     (class -> float, in :data:`~preprocessing.constants.CLASSES` order), ``has_audio``
     and ``face_rate`` (share of frames in which a face was found).
 
@@ -82,8 +85,16 @@ class EmotionModel:
     def __repr__(self):
         return f"EmotionModel({str(self.path)!r}, mode={self.run.mode!r})"
 
-    def predict(self, clips, *, batch_size=16, progress=False):
-        """Classify clips; see :func:`predict`."""
+    def predict(self, clips=None, *, frames=None, audio=None, fps=FPS, sample_rate=SAMPLE_RATE, name="array",
+                batch_size=16, progress=False):
+        """Classify clips, or one clip given as arrays; see :func:`predict`."""
+        if uses_arrays(clips, frames, audio):
+            from preprocessing.extraction import extract_arrays
+            arrays, attrs, notes = extract_arrays(frames, audio, prediction_params(self.run), fps=fps,
+                                                  sample_rate=sample_rate, detector=self.detector)
+            for note in notes:
+                logger.info(f"note: {name}: {note}")
+            return Predictions(classify_items([clip_item(name, arrays, attrs, self.run)], self.run))
         paths = clip_paths(clips)
         results, failures = predict_clips(paths, self.run, batch_size=batch_size, progress=progress,
                                           detector=self.detector)
@@ -92,6 +103,22 @@ class EmotionModel:
             more = f" (and {len(failures) - 1} more clips failed)" if len(failures) > 1 else ""
             raise MediaError((reason if reason.startswith(path) else f"{path}: {reason}") + more)
         return Predictions(results, failures)
+
+
+def uses_arrays(clips, frames, audio):
+    """Whether a call classifies ``frames``/``audio`` arrays (True) or ``clips`` paths (False).
+
+    Raises
+    ------
+    ConfigError
+        Both forms given, or neither.
+    """
+    arrays = frames is not None or audio is not None
+    if arrays and clips is not None:
+        raise ConfigError("predict: give clips (paths) or frames/audio (arrays), not both; received both")
+    if not arrays and clips is None:
+        raise ConfigError("predict: give clips (paths) or frames/audio (arrays); received neither")
+    return arrays
 
 
 def clip_paths(clips):
@@ -148,13 +175,30 @@ def load_model(path=None):
     return model
 
 
-def predict(clips, *, model=None, batch_size=16, progress=False):
+def predict(clips=None, *, frames=None, audio=None, fps=FPS, sample_rate=SAMPLE_RATE, name="array", model=None,
+            batch_size=16, progress=False):
     """Top emotion and the seven class probabilities of clips, videos, audio files or photos.
+
+    Either ``clips`` (paths) or one clip given as arrays (``frames``, ``audio`` or both),
+    processed as its file would be after decoding: frames resampled to 25 fps, at most
+    the run's ``max_frames`` kept, resized to its ``analysis_side``, faces tracked and
+    cropped; audio resampled to 16 kHz, silent audio counted as none
+    (:func:`preprocessing.extraction.extract_arrays`).
 
     Parameters
     ----------
-    clips : str or os.PathLike or list of them
+    clips : str or os.PathLike or list of them, optional
         Files, or folders standing for their media files (recursively, sorted).
+    frames : np.ndarray [shape=(T, H, W, 3), dtype=uint8], optional
+        RGB video frames (``T = 1``: a photo); instead of ``clips``.
+    audio : np.ndarray [shape=(N,), dtype=float], optional
+        Mono waveform in [-1, 1]; instead of ``clips``.
+    fps : float
+        Frame rate of ``frames``.
+    sample_rate : float
+        Sample rate of ``audio`` in Hz (any; resampled to 16 kHz).
+    name : str
+        The ``clip`` of the arrays' result row.
     model : str or os.PathLike or EmotionModel, optional
         A run folder or a model from :func:`load_model`; default: the shipped emonet-base.
     batch_size : int
@@ -170,14 +214,23 @@ def predict(clips, *, model=None, batch_size=16, progress=False):
     Raises
     ------
     EmonetError
-        Bad input (missing path, empty folder, not a run folder), or no clip could be
-        classified; the one-line message names the file.
+        Bad input (missing path, empty folder, not a run folder, arrays of the wrong
+        shape or type, NaN samples, ``fps <= 0``), or no clip could be classified; the
+        one-line message names the file or argument.
 
     Examples
     --------
     >>> emonet.predict("tests/data/stills/1001_DFA_HAP_XX.jpg")[0]["emotion"]
     'Happy'
+    >>> from preprocessing.images import read_image
+    >>> emonet.predict(frames=read_image("tests/data/stills/1001_DFA_HAP_XX.jpg")[None])[0]["emotion"]
+    'Happy'
     """
-    paths = clip_paths(clips)  # before loading a model: a typo fails fast
+    if uses_arrays(clips, frames, audio):  # checked before loading a model: a mistake fails fast
+        from preprocessing.extraction import check_arrays
+        check_arrays(frames, audio, fps=fps, sample_rate=sample_rate)
+        inputs = {"frames": frames, "audio": audio, "fps": fps, "sample_rate": sample_rate, "name": name}
+    else:
+        inputs = {"clips": clip_paths(clips)}
     loaded = model if isinstance(model, EmotionModel) else load_model(model)
-    return loaded.predict(paths, batch_size=batch_size, progress=progress)
+    return loaded.predict(**inputs, batch_size=batch_size, progress=progress)

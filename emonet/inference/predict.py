@@ -235,7 +235,6 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None
     failures : list of tuple (str, str)
         (path, one-line reason) of clips that were skipped.
     """
-    import numpy as np
     from tqdm import tqdm
 
     from preprocessing.extraction import extract_clip
@@ -257,12 +256,7 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None
     def flush():
         if not pending:
             return
-        proba = run.predict([p["embeddings"] for p in pending], np.stack([p["audio"] for p in pending]),
-                            np.array([p["has_audio"] for p in pending]))
-        batch = [{"clip": item["clip"], "emotion": CLASSES[int(np.argmax(row))],
-                  "probabilities": {c: float(p) for c, p in zip(CLASSES, row)},
-                  "has_audio": item["has_audio"], "face_rate": item["face_rate"]}
-                 for item, row in zip(pending, proba)]
+        batch = classify_items(pending, run)
         results.extend(batch)
         pending.clear()
         if on_batch is not None:
@@ -271,22 +265,41 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None
     for path in tqdm(paths, unit="clip", desc="predict", disable=not progress, file=sys.stderr):
         try:
             arrays, attrs, notes = extract_clip(path, params, detector=detector)
-            if not attrs["has_video"] and not attrs["has_audio"]:
-                raise EmonetError(f"{path}: nothing to classify")
-            embeddings = run.encode_faces(arrays["faces"]) if run.needs_video else None
+            item = clip_item(path, arrays, attrs, run)
         except EmonetError as exc:
             failures.append((str(path), one_line(str(exc), 400)))
             logger.warning(f"skipping {path}: {_cause(exc, path)}")
             continue
         for note in notes:
             logger.info(f"note: {path}: {note}")
-        pending.append({"clip": str(path), "embeddings": embeddings, "audio": arrays["audio_functionals"],
-                        "has_audio": bool(attrs["has_audio"] and not attrs["audio_silent"]),
-                        "face_rate": attrs["face_rate"]})
+        pending.append(item)
         if len(pending) >= batch_size:
             flush()
     flush()
     return results, failures
+
+
+def clip_item(clip, arrays, attrs, run):
+    """An extracted clip (``extract_clip``'s or ``extract_arrays``' output) ready for :func:`classify_items`.
+
+    Its face embeddings (when the run uses video), audio functionals, ``has_audio`` (an
+    audio stream that is not silent) and ``face_rate``; :class:`EmonetError` without video and audio.
+    """
+    if not attrs["has_video"] and not attrs["has_audio"]:
+        raise EmonetError(f"{clip}: nothing to classify")
+    return {"clip": str(clip), "embeddings": run.encode_faces(arrays["faces"]) if run.needs_video else None,
+            "audio": arrays["audio_functionals"], "has_audio": bool(attrs["has_audio"] and not attrs["audio_silent"]),
+            "face_rate": attrs["face_rate"]}
+
+
+def classify_items(items, run):
+    """Result dicts of :func:`predict_clips` for clip items (:func:`clip_item`), in one model call."""
+    import numpy as np
+    proba = run.predict([p["embeddings"] for p in items], np.stack([p["audio"] for p in items]),
+                        np.array([p["has_audio"] for p in items]))
+    return [{"clip": item["clip"], "emotion": CLASSES[int(np.argmax(row))],
+             "probabilities": {c: float(p) for c, p in zip(CLASSES, row)},
+             "has_audio": item["has_audio"], "face_rate": item["face_rate"]} for item, row in zip(items, proba)]
 
 
 def _cause(exc, path):
