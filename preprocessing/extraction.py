@@ -153,12 +153,12 @@ def extract_clip(path, params, *, detector=None, face_crop=False, row_offset=Non
         duration, has_video, has_audio, audio_silent, face_rate, source_fps,
         width, height, rotation, n_frames.
     notes : list of str
-        One-line remarks (e.g. "no audio stream: stored a silent audio vector").
+        One-line remarks (e.g. "no audio stream: stored a silent audio vector", "cut short: <file>: ...").
 
     Raises
     ------
     MediaError
-        The clip cannot be probed or decoded.
+        The clip cannot be probed, or too little of it decodes (see :mod:`preprocessing.media`).
     """
     if row_offset is not None:
         return images.extract_still(read_fer2013_face(path, row_offset), params, face_crop=face_crop,
@@ -167,15 +167,16 @@ def extract_clip(path, params, *, detector=None, face_crop=False, row_offset=Non
         return images.extract_still(images.read_image(path), params, face_crop=face_crop, detector=detector)
     info = media.probe(path)
     frames = index = y = None
+    cut_notes = []  # a file cut short keeps what decodes (see preprocessing.media)
     if info.has_video:
         frames, index = media.decode_frames_with_index(path, max_side=params.analysis_side,
-                                                       max_frames=params.max_frames, info=info)
+                                                       max_frames=params.max_frames, info=info, notes=cut_notes)
     if info.has_audio:
-        y = media.decode_audio(path, info=info)
+        y = media.decode_audio(path, info=info, notes=cut_notes)
     source = {"source_fps": float(info.fps or 0.0), "width": info.width, "height": info.height,
               "rotation": info.rotation}
     return _stream_features(frames, index, y, params, detector=detector, duration=info.duration, source=source,
-                            origin="file")
+                            origin="file", notes=cut_notes)
 
 
 def check_arrays(frames, y, *, fps=FPS, sample_rate=SAMPLE_RATE):
@@ -285,11 +286,12 @@ _ABSENT_NOTES = {"file": ("no video stream (audio-only file): stored audio featu
                             "no audio given: stored a silent audio vector")}
 
 
-def _stream_features(frames, index, y, params, *, detector, duration, source, origin):
+def _stream_features(frames, index, y, params, *, detector, duration, source, origin, notes=()):
     """Shared by :func:`extract_clip` and :func:`extract_arrays`: 25 fps analysis-size ``frames`` (their
     ``index`` in the 25 fps stream) and 16 kHz ``y`` (None: no such stream) -> features. ``duration`` None:
-    the audio's, else the video's; ``source``: the source_fps, width, height and rotation attributes."""
-    notes = []
+    the audio's, else the video's; ``source``: the source_fps, width, height and rotation attributes;
+    ``notes``: notes so far (e.g. a file cut short)."""
+    notes = list(notes)
     size = params.crop_size
     arrays = {}
     if frames is not None:

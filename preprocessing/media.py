@@ -8,6 +8,15 @@ Commands are built with ffmpeg-python (argument lists, never shell strings);
 frames and samples are streamed from ffmpeg's stdout into numpy, no temporary
 files. ffmpeg's own error text ends up in the raised :class:`MediaError`.
 
+A file cut short (a partial download, a copy interrupted) is kept for what
+decodes: when ffmpeg reports errors but at least :data:`MIN_DECODED_SHARE` of the
+probed duration came out (and :data:`MIN_FRAMES` frames, or :data:`MIN_AUDIO_SECONDS`
+of audio), :func:`decode_frames_with_index` and :func:`decode_audio` return it and
+add a one-line note ("cut short: <file>: video 111 of 157 frames decoded (<cause>)")
+to ``notes``; with less left, they raise "truncated or corrupt". The same rule
+holds whichever ffmpeg build runs, however loudly it reports the damage
+(:mod:`preprocessing.truncation`).
+
 Examples
 --------
 >>> info = probe("clip.mp4")                         # doctest: +SKIP
@@ -26,18 +35,13 @@ import numpy as np
 from .constants import FPS, SAMPLE_RATE
 from .errors import ConfigError, MediaError
 from .probe import FFMPEG_ENV, MediaInfo, check_readable, ffmpeg_binary, ffmpeg_cause, probe
+from .truncation import MIN_AUDIO_SECONDS, MIN_DECODED_SHARE, MIN_FRAMES, TRUNCATION_RATIO, judge_damage
 
 __all__ = [
-    "FFMPEG_ENV", "TRUNCATION_RATIO", "MediaInfo", "check_readable", "decode_audio", "decode_frames",
-    "decode_frames_with_index", "ffmpeg_binary", "ffmpeg_cause", "iter_audio", "iter_frames", "output_size", "probe",
+    "FFMPEG_ENV", "MIN_AUDIO_SECONDS", "MIN_DECODED_SHARE", "MIN_FRAMES", "TRUNCATION_RATIO", "MediaInfo",
+    "check_readable", "decode_audio", "decode_frames", "decode_frames_with_index", "ffmpeg_binary", "ffmpeg_cause", "iter_audio", "iter_frames", "output_size", "probe",
     "uniform_indices",
 ]
-
-#: A clip whose decoding reports errors and yields fewer than this share of the
-#: frames its container duration promises is rejected as truncated or corrupt.
-#: Clean clips differ from ``duration * FPS`` by a frame or two at most.
-TRUNCATION_RATIO = 0.9
-
 
 def output_size(width, height, max_side):
     """Size (width, height) that fits ``max_side`` keeping the aspect ratio, both even.
@@ -58,7 +62,7 @@ def output_size(width, height, max_side):
     return even(width), even(height)
 
 
-def decode_frames(path, *, max_side=320, size=None, max_frames=None, info=None):
+def decode_frames(path, *, max_side=320, size=None, max_frames=None, info=None, notes=None):
     """Decode a clip's video at exactly :data:`FPS` frames per second into RGB frames.
 
     ffmpeg's ``fps`` filter resamples any source rate (23.976, 29.97, 60,
@@ -78,23 +82,28 @@ def decode_frames(path, *, max_side=320, size=None, max_frames=None, info=None):
         uniformly over their whole length (see :func:`uniform_indices`).
     info : MediaInfo, optional
         A probe result to reuse.
+    notes : list of str, optional
+        Receives a one-line note when the clip is cut short but kept (see the module
+        docstring); without it the note is logged as a warning.
 
     Returns
     -------
     frames : np.ndarray [shape=(T, height, width, 3), dtype=uint8]
-        RGB frames; ``T`` is about ``duration * 25`` (or ``max_frames``).
+        RGB frames; ``T`` is about ``duration * 25`` (or ``max_frames``), fewer for a
+        clip cut short.
 
     Raises
     ------
     MediaError
-        No video stream, ffmpeg failed, or no frame could be decoded.
+        No video stream, no frame could be decoded, or ffmpeg reported errors and fewer
+        than :data:`MIN_DECODED_SHARE` of the expected frames came out.
     """
     frames, _ = decode_frames_with_index(path, max_side=max_side, size=size,
-                                         max_frames=max_frames, info=info)
+                                         max_frames=max_frames, info=info, notes=notes)
     return frames
 
 
-def decode_frames_with_index(path, *, max_side=320, size=None, max_frames=None, info=None):
+def decode_frames_with_index(path, *, max_side=320, size=None, max_frames=None, info=None, notes=None):
     """Like :func:`decode_frames`, also returning each kept frame's index in the 25 fps stream.
 
     Returns
@@ -125,13 +134,10 @@ def decode_frames_with_index(path, *, max_side=320, size=None, max_frames=None, 
     expected = None if info.duration is None else int(round(info.duration * FPS))
     picker = _FramePicker(max_frames, expected)
     returncode, stderr = _run_streaming(stream.compile(cmd=ffmpeg_binary()), frame_bytes, picker.offer)
-    if returncode:
-        raise MediaError(f"{path}: ffmpeg failed decoding video ({ffmpeg_cause(stderr)})")
+    judge_damage(path, "video", picker.position, expected, returncode=returncode, stderr=stderr, notes=notes,
+                 minimum=MIN_FRAMES, slack=2, unit="frames")
     if not picker.frames:
         raise MediaError(f"{path}: no video frame could be decoded ({ffmpeg_cause(stderr) or 'empty stream'})")
-    if stderr.strip() and expected and picker.position < TRUNCATION_RATIO * expected - 2:
-        raise MediaError(f"{path}: truncated or corrupt video: decoded {picker.position} of "
-                         f"{expected} expected frames ({ffmpeg_cause(stderr)})")
     frames = np.stack([np.frombuffer(buf, np.uint8).reshape(height, width, 3) for buf in picker.frames])
     return frames, np.asarray(picker.index, dtype=np.int32)
 
@@ -187,7 +193,7 @@ class _FramePicker:
             self.stride *= 2
 
 
-def decode_audio(path, *, sample_rate=SAMPLE_RATE, info=None, max_seconds=None):
+def decode_audio(path, *, sample_rate=SAMPLE_RATE, info=None, max_seconds=None, notes=None):
     """Decode a clip's first audio stream to mono float32 at ``sample_rate`` Hz.
 
     Parameters
@@ -199,16 +205,20 @@ def decode_audio(path, *, sample_rate=SAMPLE_RATE, info=None, max_seconds=None):
         A probe result to reuse.
     max_seconds : float, optional
         Decode at most this many seconds.
+    notes : list of str, optional
+        Receives a one-line note when the audio is cut short but kept (see the module
+        docstring); without it the note is logged as a warning.
 
     Returns
     -------
     y : np.ndarray [shape=(n_samples,), dtype=float32]
-        Samples in [-1, 1].
+        Samples in [-1, 1]; fewer than the probed duration for a clip cut short.
 
     Raises
     ------
     MediaError
-        No audio stream, or ffmpeg failed.
+        No audio stream, or ffmpeg reported errors and less than :data:`MIN_AUDIO_SECONDS`
+        or :data:`MIN_DECODED_SHARE` of the probed duration came out.
     """
     info = info or probe(path)
     if not info.has_audio:
@@ -222,10 +232,13 @@ def decode_audio(path, *, sample_rate=SAMPLE_RATE, info=None, max_seconds=None):
         .global_args("-nostdin", "-v", "error")
     )
     proc = subprocess.run(stream.compile(cmd=ffmpeg_binary()), capture_output=True, timeout=600)
-    if proc.returncode:
-        raise MediaError(f"{path}: ffmpeg failed decoding audio ({ffmpeg_cause(proc.stderr)})")
     usable = len(proc.stdout) // 4 * 4
-    return np.frombuffer(proc.stdout[:usable], dtype="<f4").astype(np.float32)
+    y = np.frombuffer(proc.stdout[:usable], dtype="<f4").astype(np.float32)
+    expected = info.duration if max_seconds is None or info.duration is None else min(info.duration, max_seconds)
+    minimum = MIN_AUDIO_SECONDS if expected is None else min(MIN_AUDIO_SECONDS, TRUNCATION_RATIO * expected)
+    judge_damage(path, "audio", len(y) / sample_rate, expected, returncode=proc.returncode,
+                 stderr=proc.stderr.decode("utf-8", "replace"), notes=notes, minimum=minimum, slack=0.1, unit="s")
+    return y
 
 
 def _run_streaming(cmd, chunk_bytes, consume):

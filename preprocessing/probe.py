@@ -1,8 +1,9 @@
 """ffmpeg discovery and probing: which binary, and what streams a clip holds.
 
-Every clip goes through one ffmpeg binary: the system ``ffmpeg`` when it is on
-``PATH``, else the static binary shipped in the ``imageio-ffmpeg`` wheel, so
-``pip install -r requirements.txt`` alone is enough. That binary has no
+Every clip goes through one ffmpeg binary (:func:`ffmpeg_binary`): the static
+binary shipped in the ``imageio-ffmpeg`` wheel, so ``pip install -r requirements.txt``
+alone is enough; ``$EMONET_FFMPEG`` overrides it, and a system ``ffmpeg`` on
+``PATH`` is used only when the wheel has no binary. That binary has no
 ffprobe, so :func:`probe` parses what ``ffmpeg -i`` prints about the input.
 Decoding is :mod:`preprocessing.media`, which re-exports these names.
 
@@ -14,6 +15,8 @@ Examples
 """
 
 import dataclasses
+import functools
+import logging
 import os
 import re
 import shutil
@@ -22,33 +25,71 @@ from pathlib import Path
 
 from .errors import MediaError, one_line
 
+logger = logging.getLogger(__name__)
+
 #: Environment variable that overrides the ffmpeg binary (a path).
 FFMPEG_ENV = "EMONET_FFMPEG"
+
 
 def ffmpeg_binary():
     """Return the path of the ffmpeg executable to use.
 
-    Order: ``$EMONET_FFMPEG`` if set, the system ``ffmpeg`` on ``PATH``, else
-    the static binary of the ``imageio-ffmpeg`` wheel.
+    Order: ``$EMONET_FFMPEG`` if set (it must exist and run ``-version``), else the
+    static binary of the ``imageio-ffmpeg`` wheel (ffmpeg 7.0; Debian's 5.1 was
+    measured decoding about 2x slower), else the system ``ffmpeg`` on ``PATH`` only
+    when the wheel has no binary. The choice is logged at DEBUG level, once.
 
     Raises
     ------
     MediaError
-        If none of these exists.
+        If ``$EMONET_FFMPEG`` is not a working ffmpeg, or no binary exists.
     """
-    override = os.environ.get(FFMPEG_ENV)
+    return _resolve_ffmpeg(os.environ.get(FFMPEG_ENV) or None, os.environ.get("PATH", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _resolve_ffmpeg(override, search_path):
+    """:func:`ffmpeg_binary` for one value of ``$EMONET_FFMPEG`` and ``$PATH`` (failures are not cached)."""
     if override:
-        if not (os.path.isfile(override) and os.access(override, os.X_OK)):
-            raise MediaError(f"{FFMPEG_ENV}={override}: not an executable file")
+        if not os.path.isfile(override):
+            raise MediaError(f"{FFMPEG_ENV}={override}: no such file")
+        try:
+            out = subprocess.run([override, "-version"], capture_output=True, timeout=30)
+        except OSError as exc:
+            raise MediaError(f"{FFMPEG_ENV}={override}: cannot run it ({exc.strerror or exc})") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise MediaError(f"{FFMPEG_ENV}={override}: '-version' did not answer within 30 s") from exc
+        version = out.stdout.decode("utf-8", "replace").split("\n", 1)[0]
+        if out.returncode:
+            raise MediaError(f"{FFMPEG_ENV}={override}: not a working ffmpeg ('-version' exited {out.returncode}: "
+                             f"{one_line(out.stderr.decode('utf-8', 'replace'))})")
+        if not version.startswith("ffmpeg"):
+            raise MediaError(f"{FFMPEG_ENV}={override}: not an ffmpeg ('-version' printed {version[:60]!r})")
+        logger.debug("ffmpeg: %s (from %s; %s)", override, FFMPEG_ENV, version)
         return override
-    system = shutil.which("ffmpeg")
+    wheel = _wheel_ffmpeg()
+    if wheel:
+        logger.debug("ffmpeg: %s (imageio-ffmpeg wheel)", wheel)
+        return wheel
+    system = shutil.which("ffmpeg", path=search_path)
     if system:
+        logger.debug("ffmpeg: %s (system; the imageio-ffmpeg wheel has no binary)", system)
         return system
+    raise MediaError(f"ffmpeg: the imageio-ffmpeg wheel has no binary and none is on PATH (or set {FFMPEG_ENV})")
+
+
+def _wheel_ffmpeg():
+    """Path of the binary inside the ``imageio-ffmpeg`` wheel, or None (not installed, no binary)."""
     try:
-        import imageio_ffmpeg
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError) as exc:
-        raise MediaError(f"ffmpeg: not on PATH and imageio-ffmpeg has no binary ({exc})") from exc
+        from imageio_ffmpeg import _utils
+        exe = os.path.join(_utils._get_bin_dir(), _utils.FNAME_PER_PLATFORM.get(_utils.get_platform(), ""))
+    except (ImportError, AttributeError, RuntimeError):  # not installed, or its private layout changed
+        try:
+            import imageio_ffmpeg
+            exe = imageio_ffmpeg.get_ffmpeg_exe()  # may itself fall back to a system ffmpeg
+        except (ImportError, RuntimeError):
+            return None
+    return exe if os.path.isfile(exe) and os.access(exe, os.X_OK) else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,8 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,11 +120,13 @@ def test_real_1080p_h264():
 
 
 def _truncated(tmp_path, clip_factory):
+    """Index intact, 10 % of the media data left: too little to keep (a cut to 2/3 is kept, see test_truncated)."""
     source = clip_factory("to_truncate.mp4", seconds=3.0, size="320x240", audio=False,
                           extra=("-movflags", "+faststart"))
     data = source.read_bytes()
+    mdat = data.index(b"mdat") + 4
     path = tmp_path / "truncated.mp4"
-    path.write_bytes(data[: len(data) * 2 // 3])
+    path.write_bytes(data[: mdat + (len(data) - mdat) // 10])
     return path
 
 
@@ -185,7 +189,51 @@ def test_dangling_symlink(tmp_path):
         media.probe(link)
 
 
-def test_ffmpeg_override(monkeypatch, tmp_path):
-    monkeypatch.setenv(media.FFMPEG_ENV, str(tmp_path / "nope"))
-    with pytest.raises(MediaError, match="EMONET_FFMPEG"):
+def _fake_ffmpeg(folder, script="#!/bin/sh\necho 'ffmpeg version fake'\n"):
+    folder.mkdir(exist_ok=True)
+    path = folder / "ffmpeg"
+    path.write_text(script)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda tmp: tmp / "nope", "no such file"),
+    (lambda tmp: _fake_ffmpeg(tmp / "bin", "#!/bin/sh\necho 'not it'\n"), "not an ffmpeg"),
+    (lambda tmp: _fake_ffmpeg(tmp / "bin", "#!/bin/sh\necho broken >&2\nexit 3\n"),
+     "not a working ffmpeg .*exited 3: broken"),
+])
+def test_ffmpeg_override_is_validated(monkeypatch, tmp_path, make, match):
+    path = make(tmp_path)
+    monkeypatch.setenv(media.FFMPEG_ENV, str(path))
+    with pytest.raises(MediaError, match=f"^EMONET_FFMPEG={path}: {match}") as caught:
         media.ffmpeg_binary()
+    assert "\n" not in str(caught.value)
+
+
+def test_ffmpeg_override_is_used(monkeypatch, tmp_path):
+    fake = _fake_ffmpeg(tmp_path / "bin")
+    monkeypatch.setenv(media.FFMPEG_ENV, str(fake))
+    assert media.ffmpeg_binary() == str(fake)
+
+
+def test_wheel_ffmpeg_wins_over_path_and_path_is_the_fallback(monkeypatch, tmp_path):
+    from preprocessing import probe
+    fake = _fake_ffmpeg(tmp_path / "bin")
+    monkeypatch.delenv(media.FFMPEG_ENV, raising=False)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ.get('PATH', '')}")
+    wheel = probe._wheel_ffmpeg()
+    assert wheel and media.ffmpeg_binary() == wheel
+    monkeypatch.setattr(probe, "_wheel_ffmpeg", lambda: None)
+    probe._resolve_ffmpeg.cache_clear()
+    try:
+        assert media.ffmpeg_binary() == str(fake)
+    finally:
+        probe._resolve_ffmpeg.cache_clear()
+
+
+def test_ffmpeg_binary_prints_from_the_command_line():
+    """The Makefile's check: importing and printing works in a fresh interpreter."""
+    out = subprocess.run([sys.executable, "-c", "import preprocessing.media as m; print(m.ffmpeg_binary())"],
+                         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == media.ffmpeg_binary() and "imageio_ffmpeg" in out.stdout
