@@ -5,12 +5,16 @@ output exists is skipped, so a killed rebuild resumes):
 
 1. the FER+ frame CNN, two cosine cycles: ``emonet train experiments/ferplus_faces.yaml``, then
    ``experiments/ferplus_faces_long.yaml`` (starts from the first; ~47 + ~60 min on 2 cores);
-2. the voice branch: ``experiments/speech_corpus.py`` (speaker-independent split of RAVDESS,
+2. the composite corpus's feature store (``experiments/composite_fusion.yaml``'s; ~10 min);
+3. a third cycle with posed lab faces mixed in: ``experiments/ferplus_lab_faces.yaml`` (30 % of the
+   batches from Train_AFEW's face frames; ~60 min): the frame CNN of the shipped model (chosen over
+   ``ferplus_lab_peaks.yaml``, second halves of the clips only, by Val_AFEW: 76.0% against 72.6%);
+   photos get FER+'s class prior back (``photo_prior_correction``, fitted on FER2013Train);
+4. the voice branch: ``experiments/speech_corpus.py`` (speaker-independent split of RAVDESS,
    EmoDB and URDU), then ``emonet train experiments/voice_speed.yaml`` (~5 min with its extraction;
    chosen over voice_none.yaml and voice_lda.yaml by val-speaker UAR: 57.5% against 55.5% and 38.3%);
-3. the composite corpus's feature store (``experiments/composite_fusion.yaml``'s; ~10 min);
-4. the assembly (:func:`emonet.training.base_model.assemble_base_model`) into ``runs/emonet-base``;
-5. the measurements, none of them on data any choice was made on except where said:
+5. the assembly (:func:`emonet.training.base_model.assemble_base_model`) into ``runs/emonet-base``;
+6. the measurements, none of them on data any choice was made on except where said:
    FER2013Valid faces as still images; the held-out *test* speakers of each speech corpus;
    every labelled real clip of ../shared/data/real; Val_AFEW (where the fusion weight was
    fitted: in-sample for that one number).
@@ -89,11 +93,13 @@ def main():
         sys.exit(f"{SHARED}: the development data is not here; emonet-base is built from it")
     start = time.perf_counter()
     train_once("ferplus_faces.yaml", "ferplus_faces-seed0")
-    frames = train_once("ferplus_faces_long.yaml", "ferplus_faces_long-seed0")
+    train_once("ferplus_faces_long.yaml", "ferplus_faces_long-seed0")
+    footage = prepare_store(load_config(REPO / "experiments" / "composite_fusion.yaml"))
+    frames = train_once("ferplus_lab_faces.yaml", "ferplus_lab_faces-seed0")  # mixes in footage's train split
     subprocess.run([sys.executable, str(REPO / "experiments" / "speech_corpus.py")], check=True, cwd=REPO)
     voice = train_once("voice_speed.yaml", "voice_speed-seed0")
-    footage = prepare_store(load_config(REPO / "experiments" / "composite_fusion.yaml"))
-    recipe = BaseModelRecipe(frames_run=str(frames), voice_run=str(voice), footage_store=str(footage))
+    recipe = BaseModelRecipe(frames_run=str(frames), voice_run=str(voice), footage_store=str(footage),
+                             photo_store=str(RUNS / "ferplus_features.h5"))  # stills: FER+'s class prior
     out = RUNS / "emonet-base"
     parts = assemble_base_model(recipe, out)
     record = {"model": "emonet-base", "git_commit": RunDir(out).versions().get("git_commit"), "parts": parts,

@@ -499,7 +499,7 @@ def base_run(frames_run, audio_run, tmp_path_factory):
     voice_dir, _ = audio_run
     out = tmp_path_factory.mktemp("base") / "emonet-base"
     recipe = BaseModelRecipe(frames_run=str(frames_dir), voice_run=str(voice_dir), footage_store=str(store),
-                             n_frames=6)
+                             n_frames=6, photo_store=str(store))
     return out, assemble_base_model(recipe, out), store
 
 
@@ -516,16 +516,19 @@ def test_base_model_is_a_fusion_run_that_reads_the_picture(base_run):
     assert (proba.argmax(1) == table.labels).mean() >= 0.75  # 4 classes, chance 0.25
 
 
-def test_base_model_classifies_a_still_with_the_frame_cnn_alone(base_run, frames_run):
-    out, _, store = base_run
+def test_base_model_classifies_a_still_with_the_frame_cnn_and_the_photo_prior(base_run, frames_run):
+    out, parts, store = base_run
     base, frames = TrainedRun(out), TrainedRun(frames_run[0])
     with FeatureStore(store) as st:
         crops = st.clip(SplitTable(st, "val").keys[0])["faces"][()]
     one = base.encode_faces(crops[:1])
     silent = np.zeros((1, 1475))  # no audio: the fusion head uses the video branch alone
     still = base.predict([one], silent, np.zeros(1, bool))[0]
-    # the frame CNN's probabilities, up to the 1e-4 floor the pools put under every class
-    np.testing.assert_allclose(still, frames.predict([one], None, np.zeros(1, bool))[0], atol=1e-3)
+    # the frame CNN's probabilities times exp(photo prior bias), renormalised, up to the pools' 1e-4 floor
+    bias = np.array([parts["photo_prior_bias"][c] for c in CLASSES])
+    assert np.isfinite(bias).all() and np.abs(bias).max() > 0
+    expected = frames.predict([one], None, np.zeros(1, bool))[0] * np.exp(bias)
+    np.testing.assert_allclose(still, expected / expected.sum(), atol=1e-3)
     footage = base.predict([base.encode_faces(crops)], silent, np.zeros(1, bool))[0]
     assert not np.allclose(footage, frames.predict([base.encode_faces(crops)], None, np.zeros(1, bool))[0],
                            atol=1e-4)  # footage also hears the clip expert

@@ -8,7 +8,9 @@
 
 Footage (two real frames or more) gets the linear pool ``alpha * p_face + (1 - alpha) * p_clip``;
 a still image (one frame) gets the face expert alone, since the clip expert was fitted on
-footage and the face expert on still faces. Both experts read the same cached per-frame
+footage and the face expert on still faces -- optionally with a *photo prior*, a bias added to
+its logits for stills only (``still_bias``: the class prior of photos in the wild, see
+:func:`emonet.training.base_model.photo_prior_correction`). Both experts read the same cached per-frame
 embeddings (:func:`emonet.features.embedding.embed_faces`), so the branch fits the run
 format (inputs ``frame_embeddings``, ``frame_mask``) and :func:`emonet.nn.fusion.build_stacked_fusion`
 joins it with an audio branch.
@@ -23,7 +25,7 @@ from emonet.nn.layers import BranchPool, IsMoving, HasInput, LogProbability, Mas
 from emonet.nn.names import MASK_NAME, OUTPUT_NAME, VIDEO_INPUT_NAME
 
 
-def build_video_experts(face_head, clip_head, *, n_frames, alpha, name="video_experts"):
+def build_video_experts(face_head, clip_head, *, n_frames, alpha, still_bias=None, name="video_experts"):
     """The two-expert video branch: per-frame embeddings -> class probabilities.
 
     Parameters
@@ -36,6 +38,8 @@ def build_video_experts(face_head, clip_head, *, n_frames, alpha, name="video_ex
         T, frames per clip.
     alpha : float
         Weight of the face expert on footage, in [0, 1].
+    still_bias : np.ndarray [shape=(C,)], optional
+        Added to the face expert's logits for still images (one frame) only; None = no change.
 
     Returns
     -------
@@ -56,10 +60,19 @@ def build_video_experts(face_head, clip_head, *, n_frames, alpha, name="video_ex
     pooled = BranchPool(alpha=alpha, name="experts_pool")([
         LogProbability(name="face_logp")(face), LogProbability(name="clip_logp")(clip),
         HasInput(name="has_face")(mask), IsMoving(name="is_moving")(mask)])
+    if still_bias is not None:  # stills: the photo expert (face expert + still_bias) instead of the footage pool
+        photo = layers.Dense(n_classes, activation="softmax", name="photo_expert")(embeddings)
+        photo = MaskedFrameMean(name="photo_expert_mean")([photo, mask])
+        moving = IsMoving(name="is_footage")(mask)
+        still = layers.Subtract(name="is_still")([HasInput(name="has_photo")(mask), moving])
+        pooled = BranchPool(alpha=0.5, name="still_or_footage")([  # 0.5: one of the two, never both
+            pooled, LogProbability(name="photo_logp")(photo), moving, still])
     outputs = layers.Softmax(name=OUTPUT_NAME)(pooled)
     model = keras.Model({VIDEO_INPUT_NAME["embeddings"]: embeddings, MASK_NAME: mask}, outputs, name=name)
     model.get_layer("face_expert").set_weights(list(face_head))
     model.get_layer("clip_expert").set_weights(list(clip_head))
+    if still_bias is not None:
+        model.get_layer("photo_expert").set_weights([face_head[0], face_head[1] + still_bias])
     return model
 
 

@@ -2,9 +2,11 @@
 
 The parts (each trained by ``emonet train``; ``experiments/emonet_base.py`` runs the lot):
 
-1. **Frame CNN** -- a ``frames`` run (e.g. ``experiments/ferplus_faces_long.yaml``: ResNet-20
-   on FER+ faces in the wild). Its encoder is the run's ``frame_encoder.keras``; its softmax
-   is the *face expert* of :mod:`emonet.nn.experts`.
+1. **Frame CNN** -- a ``frames`` run (e.g. ``experiments/ferplus_lab_faces.yaml``: ResNet-20
+   on FER+ faces in the wild with posed lab faces mixed in). Its encoder is the run's
+   ``frame_encoder.keras``; its softmax is the *face expert* of :mod:`emonet.nn.experts`,
+   which on still images gets the class prior of FER+'s training faces
+   (:func:`photo_prior_correction`, when ``photo_store`` is given).
 2. **Clip expert** -- a softmax on the mean frame embedding of a clip, fitted here
    (multinomial logistic regression, class-balanced) on the training split of a store of
    footage (the composite corpus's Train_AFEW), embedded by the same frame CNN.
@@ -67,6 +69,8 @@ class BaseModelRecipe:
     face_weight: float = 0.5        # weight of the face expert on footage; not tuned (see docs/DESIGN.md)
     clip_expert_c: float = 0.1      # inverse L2 strength of the clip expert's logistic regression
     n_frames: int = 16              # frames sampled per clip (centred segments), as every run reads them
+    photo_store: str | None = None  # store of still faces (FER+) whose training split's class prior stills
+                                    # get (photo_prior_correction); None = stills get the face expert as is
 
 
 def mean_embeddings(frames, store, keys, n_frames):
@@ -122,6 +126,47 @@ def fit_clip_expert(embeddings, labels, *, c=0.1, seed=0):
     return kernel, bias
 
 
+def photo_prior_correction(frames, face_head, store_path, *, split="train", batch_size=1024):
+    """A logit bias that gives the face expert the class prior of ``store_path``'s ``split`` faces.
+
+    ``log(prior) - log(mean predicted probability)`` over the first frame of each clip of
+    the split (for a corpus of still faces such as FER+: every face), where the prior is
+    the mean of the clips' label distributions (rater votes, or one-hot labels). A frame CNN
+    trained with other faces mixed in (``data.mix_store``: posed clips with balanced
+    classes) predicts that mix's prior; on photos in the wild, the corpus's own prior is
+    the better guess (Bayes' rule for a change of prior). Fitted on training faces only.
+
+    Parameters
+    ----------
+    frames : TrainedRun
+        The frames run (its encoder embeds the faces).
+    face_head : (np.ndarray [shape=(E, C)], np.ndarray [shape=(C,)])
+        The face expert's softmax kernel and bias.
+    store_path : str or os.PathLike
+
+    Returns
+    -------
+    np.ndarray [shape=(C,), dtype=float32]
+        Natural-log bias per class (0 where prior and predictions agree).
+    """
+    kernel, bias = face_head
+    with FeatureStore(store_path) as store:
+        table, _ = SplitTable(store, split, labelled=False).labelled_part(keep_soft=True)
+        keys = [k for k, n in zip(table.keys, table.n_frames) if n > 0]
+        prior = (table.soft_labels if table.soft_labels is not None
+                 else np.eye(len(CLASSES))[np.maximum(table.labels, 0)])[table.n_frames > 0].mean(axis=0)
+        total = np.zeros(len(CLASSES))
+        for start in range(0, len(keys), batch_size):
+            crops = np.stack([store.clip(k)["faces"][0] for k in keys[start:start + batch_size]])
+            logits = frames.encode_faces(crops) @ kernel + bias
+            proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+            total += (proba / proba.sum(axis=1, keepdims=True)).sum(axis=0)
+    if not keys:
+        raise ConfigError(f"{store_path}: no face in split {split!r} to fit the photo prior on")
+    floor = 1e-6  # a class absent from the prior is pushed down, not to minus infinity
+    return (np.log(np.maximum(prior, floor)) - np.log(np.maximum(total / len(keys), floor))).astype(np.float32)
+
+
 def class_balance_weights(labels):
     """Per-clip weights ``n / (k * count(class))``: every class counts alike."""
     labels = np.asarray(labels)
@@ -166,7 +211,10 @@ def assemble_base_model(recipe, out_dir):
         clip_x = mean_embeddings(frames, store, clips.keys, recipe.n_frames)
         has_faces = clips.n_frames > 0
         clip_head = fit_clip_expert(clip_x[has_faces], clips.labels[has_faces], c=recipe.clip_expert_c)
-        video_branch = build_video_experts(face_head, clip_head, n_frames=recipe.n_frames, alpha=recipe.face_weight)
+        still_bias = (photo_prior_correction(frames, face_head, recipe.photo_store) if recipe.photo_store
+                      else None)
+        video_branch = build_video_experts(face_head, clip_head, n_frames=recipe.n_frames, alpha=recipe.face_weight,
+                                           still_bias=still_bias)
         fusion_embeddings = frames.store_embeddings(store, fusion.keys)
         fusion_audio = audio_matrix(store, fusion.keys)
     audio_branch = load_model(voice.model_path, compile=False)
@@ -184,6 +232,7 @@ def assemble_base_model(recipe, out_dir):
     copy_file(voice.run.reducer_path, run.reducer_path)
     run.write_versions()
     record = {"recipe": dataclasses.asdict(recipe), "fusion_video_weight": alpha,
+              "photo_prior_bias": None if still_bias is None else dict(zip(CLASSES, map(float, still_bias))),
               "fusion_split_clips": int(both.sum()),
               "fusion_split_uar": {"video": uar(fusion.labels, p_video.argmax(1)),
                                    "audio": uar(fusion.labels[fusion.has_audio],
