@@ -66,7 +66,7 @@ class BaseModelRecipe:
     footage_store: str              # feature store of labelled footage (clip expert, fusion weight)
     clip_split: str = "train"       # split of the footage store the clip expert is fitted on
     fusion_split: str = "val"       # split the fusion weight is fitted on (unseen faces and speakers)
-    face_weight: float = 0.5        # weight of the face expert on footage; not tuned (see docs/DESIGN.md)
+    face_weight: float = 0.5        # weight of the face expert on footage (emonet_base.py ships 0.25; docs/DESIGN.md)
     clip_expert_c: float = 0.1      # inverse L2 strength of the clip expert's logistic regression
     n_frames: int = 16              # frames sampled per clip (centred segments), as every run reads them
     photo_store: str | None = None  # store of still faces (FER+) whose training split's class prior stills
