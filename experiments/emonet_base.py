@@ -8,7 +8,7 @@ output exists is skipped, so a killed rebuild resumes):
 2. the composite corpus's feature store (``experiments/composite_fusion.yaml``'s; ~10 min);
 3. a third cycle with posed lab faces mixed in: ``experiments/ferplus_lab_faces.yaml`` (30 % of the
    batches from Train_AFEW's face frames; ~60 min): the frame CNN of the shipped model (chosen over
-   ``ferplus_lab_peaks.yaml``, second halves of the clips only, by Val_AFEW: 76.0% against 72.6%);
+   ``ferplus_lab_peaks.yaml``, second halves of the clips only, by Val_AFEW: 76.0% against 73.1% at pool 0.5);
    photos get FER+'s class prior back (``photo_prior_correction``, fitted on FER2013Train);
 4. the voice branch: ``experiments/speech_corpus.py`` (speaker-independent split of RAVDESS,
    EmoDB and URDU), then ``emonet train experiments/voice_speed.yaml`` (~5 min with its extraction;
