@@ -543,3 +543,24 @@ def test_base_model_predicts_from_the_cli_and_keeps_results_out_of_its_folder(ba
     assert "happy_" in capsys.readouterr().out
     assert main(["evaluate", str(out), "--data", str(root), "--no-baselines", "--out", str(tmp_path / "ev")]) == 0
     assert (tmp_path / "ev" / "metrics.json").is_file()
+
+
+def test_photo_prior_moves_the_face_expert_towards_the_training_prior(frames_run):
+    from emonet.nn.experts import softmax_weights
+    from emonet.training.base_model import photo_prior_correction
+    run_dir, store = frames_run
+    frames = TrainedRun(run_dir)
+    kernel, bias = softmax_weights(frames.model)
+    with FeatureStore(store) as st:
+        table = SplitTable(st, "train")
+        crops = np.stack([st.clip(k)["faces"][0] for k in table.keys])
+        prior = np.bincount(table.labels, minlength=len(CLASSES)) / len(table.labels)
+    shift = photo_prior_correction(frames, (kernel, bias), store)
+    logits = frames.encode_faces(crops) @ kernel + bias
+
+    def mean_proba(z):
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        return (p / p.sum(axis=1, keepdims=True)).mean(axis=0)
+    before, after = np.abs(mean_proba(logits) - prior).sum(), np.abs(mean_proba(logits + shift) - prior).sum()
+    assert after < before or before < 1e-3  # Bayes' rule for the prior: closer, never further
+    assert (shift[prior == 0] < -1).all()  # a class with no training face is pushed down
