@@ -70,13 +70,18 @@ def labelled(store, split):
     return table
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def open_frames_run(description):
+    """``(path, run, (kernel, bias))``: the ``frames_run`` named on the command line, loaded, and its face expert."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("frames_run", type=Path)
     args = parser.parse_args()
     configure_logging()
     frames = TrainedRun(args.frames_run)
-    head = softmax_weights(frames.model)
+    return args.frames_run, frames, softmax_weights(frames.model)
+
+
+def main():
+    frames_run, frames, head = open_frames_run(__doc__.splitlines()[0])
     composite_cfg = load_config(REPO / "experiments" / "composite_fusion.yaml")
     sets = {}  # name -> (labels, face probabilities, mean embeddings)
     with FeatureStore(RUNS / "composite_features.h5") as store:
@@ -106,7 +111,7 @@ def main():
     joint_head = fit_clip_expert(
         np.concatenate([fer_train_x, np.repeat(train_x, int(JOINT_CLIP_WEIGHT), axis=0)]),
         np.concatenate([fer_train.labels[pick], np.repeat(train.labels, int(JOINT_CLIP_WEIGHT))]))
-    record = {"frames_run": str(args.frames_run), "n_frames": N_FRAMES, "sets": {}}
+    record = {"frames_run": str(frames_run), "n_frames": N_FRAMES, "sets": {}}
     for name, (labels, face, x) in sets.items():
         clip = softmax(x @ clip_head[0] + clip_head[1])
         joint = softmax(x @ joint_head[0] + joint_head[1])
@@ -120,7 +125,7 @@ def main():
             predicted = proba.argmax(axis=1)
             scores[reader] = {"uar": uar(labels, predicted), "accuracy": float((predicted == labels).mean())}
         record["sets"][name] = {"n": int(len(labels)), **scores}
-    target = REPO / "experiments" / "results" / f"video_experts_{args.frames_run.name}.json"
+    target = REPO / "experiments" / "results" / f"video_experts_{frames_run.name}.json"
     atomic_write_text(target, json.dumps(record, indent=2) + "\n")
     readers = ("face", "clip", "pool", "pool25", "log_pool", "joint")
     print(f"{'set':<14} {'n':>5}  " + "  ".join(f"{r:>13}" for r in readers))

@@ -13,7 +13,6 @@ Run:  .venv/bin/python experiments/video_experts_oof.py runs/ferplus_faces_long-
 Writes ``experiments/results/video_experts_oof_<run name>.json``.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -26,14 +25,12 @@ from sklearn.svm import LinearSVC
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emonet.cli import configure_logging  # noqa: E402
 from emonet.evaluation.metrics import uar  # noqa: E402
 from emonet.features.tables import SplitTable  # noqa: E402
-from emonet.inference.trained_run import TrainedRun  # noqa: E402
-from emonet.nn.experts import softmax_weights  # noqa: E402
 from emonet.training.base_model import fit_clip_expert, mean_embeddings  # noqa: E402
 from emonet.training.folds import group_folds, person_of  # noqa: E402
-from experiments.video_experts import N_FRAMES, RUNS, clip_frame_probabilities, softmax  # noqa: E402
+from experiments.video_experts import (N_FRAMES, RUNS, clip_frame_probabilities, open_frames_run,  # noqa: E402
+                                      softmax)
 from preprocessing.files import atomic_write_text  # noqa: E402
 from preprocessing.store import FeatureStore  # noqa: E402
 
@@ -41,12 +38,7 @@ N_FOLDS = 5
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("frames_run", type=Path)
-    args = parser.parse_args()
-    configure_logging()
-    frames = TrainedRun(args.frames_run)
-    head = softmax_weights(frames.model)
+    frames_run, frames, head = open_frames_run(__doc__.splitlines()[0])
     with FeatureStore(RUNS / "composite_features.h5") as store:
         train = SplitTable(store, "train")
         x = mean_embeddings(frames, store, train.keys, N_FRAMES)
@@ -62,10 +54,10 @@ def main():
     readers = {"face expert": face.argmax(1), "clip expert": clip.argmax(1),
                "pool 0.5 (emonet-base video branch)": (0.5 * face + 0.5 * clip).argmax(1),
                "linear SVM on mean embeddings": svm_pred}
-    record = {"frames_run": str(args.frames_run), "n": int(len(train)), "folds": N_FOLDS,
+    record = {"frames_run": str(frames_run), "n": int(len(train)), "folds": N_FOLDS,
               "uar": {name: uar(train.labels, pred) for name, pred in readers.items()},
               "accuracy": {name: float((pred == train.labels).mean()) for name, pred in readers.items()}}
-    target = REPO / "experiments" / "results" / f"video_experts_oof_{args.frames_run.name}.json"
+    target = REPO / "experiments" / "results" / f"video_experts_oof_{frames_run.name}.json"
     atomic_write_text(target, json.dumps(record, indent=2) + "\n")
     for name in readers:
         print(f"{name:<38} UAR {100 * record['uar'][name]:5.1f}%  accuracy {100 * record['accuracy'][name]:5.1f}%")

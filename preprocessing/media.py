@@ -103,6 +103,19 @@ def decode_frames(path, *, max_side=320, size=None, max_frames=None, info=None, 
     return frames
 
 
+def _video_output(path, info, size, max_side):
+    """``(info, (width, height))``: the probe (``info`` or a new one) and the decoded frame size in px:
+    ``size`` when given, else the source's scaled to ``max_side``. MediaError without a sized video stream."""
+    info = info or probe(path)
+    if not info.has_video:
+        raise MediaError(f"{path}: no video stream (audio-only file)")
+    if size is None:
+        if not info.width:
+            raise MediaError(f"{path}: video stream of unknown size")
+        size = output_size(info.width, info.height, max_side)
+    return info, tuple(size)
+
+
 def decode_frames_with_index(path, *, max_side=320, size=None, max_frames=None, info=None, notes=None):
     """Like :func:`decode_frames`, also returning each kept frame's index in the 25 fps stream.
 
@@ -114,14 +127,7 @@ def decode_frames_with_index(path, *, max_side=320, size=None, max_frames=None, 
     """
     if max_frames is not None and max_frames < 1:
         raise ConfigError(f"decode_frames: max_frames must be >= 1; received {max_frames}")
-    info = info or probe(path)
-    if not info.has_video:
-        raise MediaError(f"{path}: no video stream (audio-only file)")
-    if size is None:
-        if not info.width:
-            raise MediaError(f"{path}: video stream of unknown size")
-        size = output_size(info.width, info.height, max_side)
-    width, height = size
+    info, (width, height) = _video_output(path, info, size, max_side)
     frame_bytes = width * height * 3
     stream = (
         ffmpeg.input(str(path))
@@ -306,14 +312,7 @@ def iter_frames(path, *, fps=FPS, max_side=320, size=None, block=1, info=None):
     """
     if block < 1:
         raise ConfigError(f"iter_frames: block must be >= 1; received {block}")
-    info = info or probe(path)
-    if not info.has_video:
-        raise MediaError(f"{path}: no video stream (audio-only file)")
-    if size is None:
-        if not info.width:
-            raise MediaError(f"{path}: video stream of unknown size")
-        size = output_size(info.width, info.height, max_side)
-    width, height = size
+    info, (width, height) = _video_output(path, info, size, max_side)
     video = ffmpeg.input(str(path)).video
     if fps is not None:
         video = video.filter("fps", fps=str(fps))
