@@ -20,12 +20,27 @@ folder and detector:
 It also times ``faces.crop_faces`` (default detector, 64 px crops, detect every 5th
 frame) on the CREMA-D clips, as ms per 100 frames.
 
-Run:  .venv/bin/python experiments/bench_faces.py
+Tracking (``--tracking``; the key ``tracking`` of the record)
+--------------------------------------------------------------
+The same clips, decoded as extraction decodes them (at most 150 frames), with Haar run on
+*every* frame as the reference, against ``faces.track_faces`` two ways: ``full`` (a full
+detection on every 5th frame, the tracker before guided re-detection) and ``guided`` (the
+default: after a find, the next detections search near the previous box, downscaled;
+full search when that misses). Per folder and way: ``found_where_haar_finds`` (share of
+the frames where per-frame Haar finds a face that the tracker covers; target >= 99 %),
+``iou_with_per_frame`` (median, mean and 10th percentile of the box IoU with per-frame
+Haar on those frames), ``crop_diff_vs_full`` (mean absolute difference of the 64 px crops
+from the ``full`` way, grey levels), and ms per clip of tracking (detections included).
+
+Run:  .venv/bin/python experiments/bench_faces.py [--tracking]
 Writes experiments/results/faces.json and prints a table. Needs ../shared/data (exits
-with a message, status 0, when it is absent). Takes about 2-3 minutes, mostly MTCNN.
+with a message, status 0, when it is absent). Takes about 2-3 minutes, mostly MTCNN;
+``--tracking`` runs only the tracking comparison and updates that key of the record.
 """
 
+import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -38,6 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from preprocessing import faces, media  # noqa: E402
+from preprocessing.tracking import box_iou  # noqa: E402
 from preprocessing.datasets import build_manifest  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
@@ -69,14 +85,6 @@ def plausible(box, height, width):
     return bool(inside and min(w, h) > 0.1 * min(height, width) and 0.5 <= w / max(h, 1e-6) <= 2.0)
 
 
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def crop_speed(clips):
     """ms per 100 frames of crop_faces with the default detector, over ``clips``."""
     detector = faces.make_detector(faces.DEFAULT_DETECTOR)
@@ -90,11 +98,79 @@ def crop_speed(clips):
     return round(100 * total_ms / max(1, total_frames), 1), total_frames
 
 
+def tracking_record(sets, max_frames=150):
+    """Per folder: guided and full tracking against Haar on every frame (see the module docstring)."""
+    detector = faces.make_detector("haar")
+    out = {}
+    for folder, clips in sets.items():
+        stats = {way: {"found": [], "iou": [], "ms": [], "diff": []} for way in ("full", "guided")}
+        n_frames = n_reference = 0
+        for clip in clips:
+            frames = media.decode_frames(clip, max_side=MAX_SIDE, max_frames=max_frames)
+            reference = [detector.detect(frame) for frame in frames]
+            has = np.array([box is not None for box in reference])
+            n_frames, n_reference = n_frames + len(frames), n_reference + int(has.sum())
+            crops = {}
+            for way in stats:
+                start = time.perf_counter()
+                boxes, found = faces.track_faces(frames, detector=detector, detect_every=DETECT_EVERY,
+                                                 guided=way == "guided")
+                stats[way]["ms"].append(1000 * (time.perf_counter() - start))
+                stats[way]["found"] += found[has].tolist()
+                stats[way]["iou"] += [box_iou(boxes[i], reference[i]) if found[i] else 0.0
+                                      for i in np.flatnonzero(has)]
+                crops[way] = np.stack([faces.square_crop(f, b, crop_size=64, margin=0.1)
+                                       for f, b, ok in zip(frames, boxes, found) if ok] or [np.zeros((64, 64, 3))])
+            if crops["full"].shape == crops["guided"].shape:
+                stats["guided"]["diff"].append(float(np.abs(crops["guided"].astype(float) - crops["full"]).mean()))
+        out[folder] = {"clips": len(clips), "frames": n_frames, "frames_where_haar_finds": n_reference}
+        for way, s in stats.items():
+            iou = np.array(s["iou"])
+            out[folder][way] = {
+                "found_where_haar_finds": round(float(np.mean(s["found"])), 4) if s["found"] else None,
+                "iou_with_per_frame_median": round(float(np.median(iou)), 3) if len(iou) else None,
+                "iou_with_per_frame_mean": round(float(np.mean(iou)), 3) if len(iou) else None,
+                "iou_with_per_frame_p10": round(float(np.percentile(iou, 10)), 3) if len(iou) else None,
+                "ms_per_clip_mean": round(statistics.fmean(s["ms"]), 1),
+            }
+        out[folder]["guided"]["crop_diff_vs_full"] = round(statistics.fmean(stats["guided"]["diff"]), 2) \
+            if stats["guided"]["diff"] else None
+    return out
+
+
+def print_tracking(tracking):
+    print(f"{'folder':16s} {'frames':>6s} {'way':>6s} {'found':>7s} {'IoU med':>7s} {'IoU p10':>7s} "
+          f"{'ms/clip':>8s} {'crop diff':>9s}")
+    for folder, row in tracking.items():
+        for way in ("full", "guided"):
+            r = row[way]
+            found = f"{100 * r['found_where_haar_finds']:6.2f}%" if r["found_where_haar_finds"] is not None else "      -"
+            iou_med = f"{r['iou_with_per_frame_median']:7.3f}" if r["iou_with_per_frame_median"] is not None else "      -"
+            iou_p10 = f"{r['iou_with_per_frame_p10']:7.3f}" if r["iou_with_per_frame_p10"] is not None else "      -"
+            diff = r.get("crop_diff_vs_full")
+            print(f"{folder:16s} {row['frames']:6d} {way:>6s} {found} {iou_med} {iou_p10} "
+                  f"{r['ms_per_clip_mean']:8.1f} {'' if diff is None else f'{diff:9.2f}'}")
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tracking", action="store_true", help="only the tracking comparison (updates its key)")
+    args = parser.parse_args()
     if not DATA.is_dir():
         print(f"bench_faces: {DATA} not found (development data is not in a fresh clone); skipped")
         return
     sets = clip_sets()
+    out = REPO / "experiments" / "results" / "faces.json"
+    tracking = tracking_record(sets)
+    tracking_note = {"command": ".venv/bin/python experiments/bench_faces.py --tracking",
+                     "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()], "per_folder": tracking}
+    print_tracking(tracking)
+    if args.tracking:
+        record = json.loads(out.read_text()) if out.is_file() else {}
+        record["tracking"] = tracking_note
+        out.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"-> {out}")
+        return
     detectors = {name: faces.make_detector(name) for name in faces.DETECTORS}
     warm = media.decode_frames(sets["crema_d"][0], max_side=MAX_SIDE, max_frames=1)[0]
     for detector in detectors.values():  # load models / trace TensorFlow outside the timings
@@ -119,7 +195,7 @@ def main():
                         boxes[name] = box
                 if len(boxes) == 2:
                     a, b = boxes.values()
-                    overlap = iou(a, b)
+                    overlap = box_iou(a, b)
                     for name in detectors:
                         stats[name]["iou"].append(overlap)
         row = {}
@@ -146,7 +222,7 @@ def main():
                                          "clips": "real/crema_d", "frames": crop_frames,
                                          "ms": crop_ms},
     }
-    out = REPO / "experiments" / "results" / "faces.json"
+    record["tracking"] = tracking_note
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
 

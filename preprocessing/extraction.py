@@ -24,7 +24,7 @@ import subprocess
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import audio, defaults, faces, images, media
+from . import audio, av_decode, defaults, faces, images, media
 from .audio_augment import check_speeds, speed_functionals
 from .constants import CLASSES, FPS, N_MFCC, SAMPLE_RATE
 from .errors import ConfigError, EmonetError, one_line
@@ -165,18 +165,13 @@ def extract_clip(path, params, *, detector=None, face_crop=False, row_offset=Non
                                     detector=detector)
     if images.is_image(path):
         return images.extract_still(images.read_image(path), params, face_crop=face_crop, detector=detector)
-    info = media.probe(path)
-    frames = index = y = None
-    cut_notes = []  # a file cut short keeps what decodes (see preprocessing.media)
-    if info.has_video:
-        frames, index = media.decode_frames_with_index(path, max_side=params.analysis_side,
-                                                       max_frames=params.max_frames, info=info, notes=cut_notes)
-    if info.has_audio:
-        y = media.decode_audio(path, info=info, notes=cut_notes)
+    cut_notes = []  # a file cut short keeps what decodes (see preprocessing.media); one ffmpeg for both streams
+    clip = av_decode.decode_clip(path, max_side=params.analysis_side, max_frames=params.max_frames, notes=cut_notes)
+    info = clip.info
     source = {"source_fps": float(info.fps or 0.0), "width": info.width, "height": info.height,
               "rotation": info.rotation}
-    return _stream_features(frames, index, y, params, detector=detector, duration=info.duration, source=source,
-                            origin="file", notes=cut_notes)
+    return _stream_features(clip.frames, clip.index, clip.audio, params, detector=detector, duration=info.duration,
+                            source=source, origin="file", notes=cut_notes)
 
 
 def check_arrays(frames, y, *, fps=FPS, sample_rate=SAMPLE_RATE):

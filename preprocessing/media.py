@@ -6,7 +6,8 @@ Every clip goes through one ffmpeg binary, found and probed by
 
 Commands are built with ffmpeg-python (argument lists, never shell strings);
 frames and samples are streamed from ffmpeg's stdout into numpy, no temporary
-files. ffmpeg's own error text ends up in the raised :class:`MediaError`.
+files. ffmpeg's own error text ends up in the raised :class:`MediaError`. Extraction decodes
+a clip's frames and audio with one process instead (:mod:`preprocessing.av_decode`).
 
 A file cut short (a partial download, a copy interrupted) is kept for what
 decodes: when ffmpeg reports errors but at least :data:`MIN_DECODED_SHARE` of the
@@ -39,8 +40,8 @@ from .truncation import MIN_AUDIO_SECONDS, MIN_DECODED_SHARE, MIN_FRAMES, TRUNCA
 
 __all__ = [
     "FFMPEG_ENV", "MIN_AUDIO_SECONDS", "MIN_DECODED_SHARE", "MIN_FRAMES", "TRUNCATION_RATIO", "MediaInfo",
-    "check_readable", "decode_audio", "decode_frames", "decode_frames_with_index", "ffmpeg_binary", "ffmpeg_cause", "iter_audio", "iter_frames", "output_size", "probe",
-    "uniform_indices",
+    "FramePicker", "check_readable", "decode_audio", "decode_frames", "decode_frames_with_index", "ffmpeg_binary", "ffmpeg_cause", "iter_audio", "iter_frames", "output_size", "probe",
+    "rgb_output", "run_streaming", "uniform_indices", "video_output",
 ]
 
 def output_size(width, height, max_side):
@@ -103,7 +104,7 @@ def decode_frames(path, *, max_side=320, size=None, max_frames=None, info=None, 
     return frames
 
 
-def _video_output(path, info, size, max_side):
+def video_output(path, info, size, max_side):
     """``(info, (width, height))``: the probe (``info`` or a new one) and the decoded frame size in px:
     ``size`` when given, else the source's scaled to ``max_side``. MediaError without a sized video stream."""
     info = info or probe(path)
@@ -127,25 +128,25 @@ def decode_frames_with_index(path, *, max_side=320, size=None, max_frames=None, 
     """
     if max_frames is not None and max_frames < 1:
         raise ConfigError(f"decode_frames: max_frames must be >= 1; received {max_frames}")
-    info, (width, height) = _video_output(path, info, size, max_side)
+    info, (width, height) = video_output(path, info, size, max_side)
     frame_bytes = width * height * 3
-    stream = (
-        ffmpeg.input(str(path))
-        .video.filter("fps", fps=FPS)
-        .filter("scale", width, height)
-        .filter("setsar", 1)
-        .output("pipe:", format="rawvideo", pix_fmt="rgb24")
-        .global_args("-nostdin", "-v", "error")
-    )
+    stream = rgb_output(ffmpeg.input(str(path)), width, height).global_args("-nostdin", "-v", "error")
     expected = None if info.duration is None else int(round(info.duration * FPS))
-    picker = _FramePicker(max_frames, expected)
-    returncode, stderr = _run_streaming(stream.compile(cmd=ffmpeg_binary()), frame_bytes, picker.offer)
+    picker = FramePicker(max_frames, expected)
+    returncode, stderr = run_streaming(stream.compile(cmd=ffmpeg_binary()), frame_bytes, picker.offer)
     judge_damage(path, "video", picker.position, expected, returncode=returncode, stderr=stderr, notes=notes,
                  minimum=MIN_FRAMES, slack=2, unit="frames")
     if not picker.frames:
         raise MediaError(f"{path}: no video frame could be decoded ({ffmpeg_cause(stderr) or 'empty stream'})")
     frames = np.stack([np.frombuffer(buf, np.uint8).reshape(height, width, 3) for buf in picker.frames])
     return frames, np.asarray(picker.index, dtype=np.int32)
+
+
+def rgb_output(source, width, height, target="pipe:"):
+    """ffmpeg-python output node: ``source``'s video at :data:`FPS` fps, ``width`` x ``height`` px, raw RGB24 to
+    ``target`` (stdout by default). Shared by every whole-clip decode, so their frames are identical."""
+    return (source.video.filter("fps", fps=FPS).filter("scale", width, height).filter("setsar", 1)
+            .output(target, format="rawvideo", pix_fmt="rgb24"))
 
 
 def uniform_indices(n_total, n_keep):
@@ -160,7 +161,7 @@ def uniform_indices(n_total, n_keep):
     return np.floor((np.arange(n_keep) + 0.5) * n_total / n_keep).astype(np.int64)
 
 
-class _FramePicker:
+class FramePicker:
     """Keeps a bounded, uniformly spread subset of a stream of frames.
 
     With a known expected length the kept indices are :func:`uniform_indices`;
@@ -247,7 +248,7 @@ def decode_audio(path, *, sample_rate=SAMPLE_RATE, info=None, max_seconds=None, 
     return y
 
 
-def _run_streaming(cmd, chunk_bytes, consume):
+def run_streaming(cmd, chunk_bytes, consume):
     """Run ``cmd``, handing each ``chunk_bytes`` block of stdout to ``consume``.
 
     stderr is drained by a thread so a chatty ffmpeg can never block the pipe.
@@ -312,7 +313,7 @@ def iter_frames(path, *, fps=FPS, max_side=320, size=None, block=1, info=None):
     """
     if block < 1:
         raise ConfigError(f"iter_frames: block must be >= 1; received {block}")
-    info, (width, height) = _video_output(path, info, size, max_side)
+    info, (width, height) = video_output(path, info, size, max_side)
     video = ffmpeg.input(str(path)).video
     if fps is not None:
         video = video.filter("fps", fps=str(fps))

@@ -1,8 +1,11 @@
 """Cut-short files: keep what decodes, reject what is too short to judge.
 
 ffmpeg builds differ in how loudly they report a damaged or truncated file (exit
-status, error lines); :func:`judge_damage` makes one decision from what came out
-whichever build runs. Used by :mod:`preprocessing.media`, which re-exports the
+status, error lines), and so do process layouts (one ffmpeg decoding both streams of
+``real/mead/sad.mp4`` reports nothing, the audio-only decode a "partial file");
+:func:`judge_damage` makes one decision from what came out whichever build runs: a stream
+short of :data:`TRUNCATION_RATIO` of its probed length is "cut short" (kept, with a note)
+even when ffmpeg stays quiet; rejection needs ffmpeg's complaint as well. Used by :mod:`preprocessing.media`, which re-exports the
 thresholds.
 """
 
@@ -31,7 +34,7 @@ MIN_AUDIO_SECONDS = 0.5
 
 
 def judge_damage(path, what, decoded, expected, *, returncode, stderr, notes, minimum, slack, unit):
-    """Keep (with a note) or reject a stream whose decoding ffmpeg reported errors for.
+    """Keep (with a note) or reject a stream that came out short or whose decoding ffmpeg reported errors for.
 
     Parameters
     ----------
@@ -57,19 +60,26 @@ def judge_damage(path, what, decoded, expected, *, returncode, stderr, notes, mi
     MediaError
         Too little decoded to judge the clip: one line naming the file and ffmpeg's cause.
     """
-    if not returncode and not stderr.strip():
-        return
-    cause = ffmpeg_cause(stderr) or f"ffmpeg exited with status {returncode}"
     spec = ".2f" if unit == "s" else ".0f"  # seconds to 10 ms, frames whole
     amount = f"{decoded:{spec}} of {expected:{spec}} {unit}" if expected else f"{decoded:{spec}} {unit}"
+    short = bool(expected) and decoded < TRUNCATION_RATIO * expected - slack
+    if not returncode and not stderr.strip():
+        if short:  # a build (or a process layout) that stays quiet about the cut: still said, never rejected
+            _note(f"cut short: {path}: {what} {amount} decoded (ffmpeg reported no error)", notes)
+        return
+    cause = ffmpeg_cause(stderr) or f"ffmpeg exited with status {returncode}"
     if decoded < minimum or (expected and decoded < MIN_DECODED_SHARE * expected):
         raise MediaError(f"{path}: truncated or corrupt {what}: only {amount} decoded, too little to keep ({cause})")
-    if expected and decoded < TRUNCATION_RATIO * expected - slack:
-        note = f"cut short: {path}: {what} {amount} decoded ({cause})"
+    if short:
+        _note(f"cut short: {path}: {what} {amount} decoded ({cause})", notes)
     elif returncode:
-        note = f"decoder errors: {path}: {what} {amount} decoded, ffmpeg exited with status {returncode} ({cause})"
-    else:
-        return  # messages on a complete stream (e.g. a damaged packet concealed): as before, no note
+        _note(f"decoder errors: {path}: {what} {amount} decoded, ffmpeg exited with status {returncode} ({cause})",
+              notes)
+    # else: messages on a complete stream (e.g. a damaged packet concealed): as before, no note
+
+
+def _note(note, notes):
+    """Append ``note`` to ``notes``, or log it as a warning when ``notes`` is None."""
     if notes is None:
         logger.warning("%s", note)
     else:

@@ -123,3 +123,66 @@ def test_real_portrait_clip_has_faces():
     clip = shared("real", "selfrecorded", "happy.mp4")
     frames = media.decode_frames(clip, max_frames=30)
     assert faces.crop_faces(frames).found.mean() > 0.5
+
+
+class CountingHaar(faces.HaarDetector):
+    """The real Haar detector, counting its full and guided searches."""
+
+    def __init__(self):
+        super().__init__()
+        self.full, self.near = [], []
+
+    def detect(self, image):
+        self.full.append(image)
+        return super().detect(image)
+
+    def detect_near(self, image, box):
+        self.near.append(image)
+        return super().detect_near(image, box)
+
+
+def test_guided_tracking_stays_on_the_face_of_a_real_clip():
+    frames = media.decode_frames(CREMA_D / "1001_DFA_HAP_XX.flv", max_side=320)
+    detector = CountingHaar()
+    boxes, found = faces.track_faces(frames, detector=detector, detect_every=5)
+    assert len(detector.full) == 1 and len(detector.near) >= len(frames) // 5 - 1  # one full search, then guided
+    reference = faces.make_detector("haar")
+    checked = [(i, reference.detect(frames[i])) for i in range(0, len(frames), 3)]
+    checked = [(i, box) for i, box in checked if box is not None]
+    assert len(checked) > 10 and all(found[i] for i, _ in checked)
+    overlaps = [faces.box_iou(boxes[i], box) for i, box in checked]
+    assert np.median(overlaps) > 0.8 and min(overlaps) > 0.6
+
+
+def test_guided_box_matches_a_full_detection_in_size():
+    frames = media.decode_frames(CREMA_D / "1001_DFA_NEU_XX.flv", max_side=320, max_frames=10)
+    detector = faces.make_detector("haar")
+    full = detector.detect(frames[5])
+    near = detector.detect_near(frames[5], detector.detect(frames[0]))
+    assert near is not None and near.dtype == np.float32 and faces.box_iou(near, full) > 0.75
+    assert 0.9 < (near[2] - near[0]) / (full[2] - full[0]) < 1.1
+
+
+def test_tracking_redetects_after_a_cut_and_does_not_blend_the_faces():
+    first = media.decode_frames(CREMA_D / "1001_DFA_ANG_XX.flv", max_side=320, max_frames=30)
+    second = media.decode_frames(CREMA_D / "1001_DFA_SAD_XX.flv", max_side=320, max_frames=30)
+    second = np.roll(second, 110, axis=2)  # the same shot, the face 110 px further right
+    frames = np.concatenate([first, second[:, :, :]])
+    cut = len(first)
+    detector = CountingHaar()
+    boxes, found = faces.track_faces(frames, detector=detector, detect_every=5)
+    assert found.all() and len(detector.full) >= 2  # the guided search missed after the cut: full search again
+    reference = faces.make_detector("haar")
+    before, after = reference.detect(first[-1]), reference.detect(second[10])
+    assert faces.box_iou(before, after) < 0.1
+    assert all(faces.box_iou(boxes[i], before) > 0.6 for i in range(cut - 8, cut - 2))
+    assert all(faces.box_iou(boxes[i], after) > 0.6 for i in range(cut + 5, len(frames)))
+    # every frame is on one face or the other, none on a box sliding between them
+    assert all(max(faces.box_iou(b, before), faces.box_iou(b, after)) > 0.5 for b in boxes[cut - 5:cut + 5])
+
+
+def test_detectors_without_guided_search_still_track():
+    boxes = {i: np.array([10, 10, 50, 50], np.float32) for i in range(0, 30, 5)}
+    detector = ScriptedDetector(boxes)
+    tracked, found = faces.track_faces(indexed_frames(30), detector=detector, detect_every=5)
+    assert found.all() and detector.calls == [0, 5, 10, 15, 20, 25, 29]

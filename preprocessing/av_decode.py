@@ -1,0 +1,189 @@
+"""One ffmpeg process per clip: its frames and its audio from a single decode.
+
+:func:`decode_clip` starts one ffmpeg that demuxes the file once and writes two
+outputs: raw RGB frames (25 fps, scaled inside ffmpeg by the same filter graph as
+:func:`preprocessing.media.decode_frames`) to stdout, and 16 kHz mono float32 samples
+(as :func:`preprocessing.media.decode_audio`) to a second pipe passed to ffmpeg as an
+extra file descriptor (``pipe:<fd>``). The frames and samples are identical to the two
+separate decodes (``tests/test_av_decode.py`` checks it on a real clip); one process
+instead of two saves a process start, a second demux of the file and, for the audio,
+a second pass over the container (``experiments/bench_extract.py``: ``decode`` against
+``decode_two_processes``, record ``experiments/results/extract.json``).
+
+A clip with only one of the two streams, or a platform without ``pass_fds``
+(Windows), takes the one-stream functions of :mod:`preprocessing.media`. Damage is
+judged per stream by :func:`preprocessing.truncation.judge_damage`, as there; ffmpeg's
+exit status and complaints belong to the one process, so a note may name both streams.
+
+Examples
+--------
+>>> clip = decode_clip("clip.mp4", max_side=320, max_frames=150)   # doctest: +SKIP
+>>> clip.frames.shape, clip.audio.shape                            # doctest: +SKIP
+((75, 320, 240, 3), (48000,))
+"""
+
+import dataclasses
+import os
+import subprocess
+import threading
+
+import ffmpeg
+import numpy as np
+
+from . import media
+from .constants import FPS, SAMPLE_RATE
+from .errors import MediaError
+from .truncation import MIN_AUDIO_SECONDS, MIN_FRAMES, TRUNCATION_RATIO, judge_damage
+
+#: True where an extra pipe can be handed to ffmpeg (``subprocess.Popen(pass_fds=...)``, POSIX).
+SINGLE_PROCESS = os.name == "posix"
+
+#: Decoder and filter threads of the one ffmpeg: 1, as OpenCV in the workers, since the
+#: worker processes are the parallelism. On composite clips with the machine loaded, one
+#: thread decoded in 49 ms per clip (median) against 63 ms with ffmpeg's automatic count;
+#: the frames are the same.
+DECODE_THREADS = 1
+
+
+@dataclasses.dataclass
+class DecodedClip:
+    """A clip's streams as :mod:`preprocessing.media` decodes them.
+
+    Attributes
+    ----------
+    info : MediaInfo
+        The probe of the file.
+    frames : np.ndarray [shape=(T, H, W, 3), dtype=uint8] or None
+        RGB frames at 25 fps (None: no video stream).
+    index : np.ndarray [shape=(T,), dtype=int32] or None
+        Each kept frame's position in the 25 fps stream (time = index / 25 s).
+    audio : np.ndarray [shape=(N,), dtype=float32] or None
+        Mono samples in [-1, 1] at ``sample_rate`` Hz (None: no audio stream).
+    processes : int
+        ffmpeg processes that decoded the clip (1, or 2 on the fallback path), not counting the probe.
+    """
+
+    info: media.MediaInfo
+    frames: np.ndarray | None
+    index: np.ndarray | None
+    audio: np.ndarray | None
+    processes: int
+
+
+def decode_clip(path, *, max_side=320, size=None, max_frames=None, sample_rate=SAMPLE_RATE, info=None,
+                notes=None, single_process=None):
+    """Decode a clip's video and audio, with one ffmpeg process when it has both.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    max_side, size, max_frames
+        As :func:`preprocessing.media.decode_frames` (longest side in px, exact (width, height)
+        in px, cap on kept frames).
+    sample_rate : int
+        Audio output rate in Hz.
+    info : MediaInfo, optional
+        A probe result to reuse.
+    notes : list of str, optional
+        Receives the one-line notes of a clip cut short but kept (see :mod:`preprocessing.media`).
+    single_process : bool, optional
+        False: two processes (the path of :mod:`preprocessing.media`), for comparison.
+        Default: :data:`SINGLE_PROCESS`.
+
+    Returns
+    -------
+    DecodedClip
+
+    Raises
+    ------
+    MediaError
+        As :func:`preprocessing.media.decode_frames_with_index` and
+        :func:`preprocessing.media.decode_audio`: nothing decodes, or too little of a damaged stream.
+    """
+    info = info or media.probe(path)
+    single = SINGLE_PROCESS if single_process is None else single_process
+    if not (single and info.has_video and info.has_audio):
+        frames = index = y = None
+        if info.has_video:
+            frames, index = media.decode_frames_with_index(path, max_side=max_side, size=size,
+                                                           max_frames=max_frames, info=info, notes=notes)
+        if info.has_audio:
+            y = media.decode_audio(path, sample_rate=sample_rate, info=info, notes=notes)
+        return DecodedClip(info, frames, index, y, processes=int(info.has_video) + int(info.has_audio))
+    info, (width, height) = media.video_output(path, info, size, max_side)
+    source = ffmpeg.input(str(path), threads=DECODE_THREADS)
+    expected = None if info.duration is None else int(round(info.duration * FPS))
+    picker = media.FramePicker(max_frames, expected)
+
+    def command(audio_fd):
+        video = media.rgb_output(source, width, height)
+        audio = source.audio.output(f"pipe:{audio_fd}", format="f32le", ac=1, ar=sample_rate)
+        return ffmpeg.merge_outputs(video, audio).global_args(
+            "-nostdin", "-v", "error", "-filter_threads", str(DECODE_THREADS)).compile(
+            cmd=media.ffmpeg_binary())
+
+    returncode, stderr, samples = _run_with_audio_pipe(command, width * height * 3, picker.offer)
+    judge_damage(path, "video", picker.position, expected, returncode=returncode, stderr=stderr, notes=notes,
+                 minimum=MIN_FRAMES, slack=2, unit="frames")
+    if not picker.frames:
+        raise MediaError(f"{path}: no video frame could be decoded ({media.ffmpeg_cause(stderr) or 'empty stream'})")
+    frames = np.stack([np.frombuffer(buf, np.uint8).reshape(height, width, 3) for buf in picker.frames])
+    y = np.frombuffer(samples[:len(samples) // 4 * 4], dtype="<f4").astype(np.float32)
+    seconds = info.duration
+    minimum = MIN_AUDIO_SECONDS if seconds is None else min(MIN_AUDIO_SECONDS, TRUNCATION_RATIO * seconds)
+    judge_damage(path, "audio", len(y) / sample_rate, seconds, returncode=returncode, stderr=stderr, notes=notes,
+                 minimum=minimum, slack=0.1, unit="s")
+    return DecodedClip(info, frames, np.asarray(picker.index, dtype=np.int32), y, processes=1)
+
+
+def _run_with_audio_pipe(command, chunk_bytes, consume):
+    """Run ``command(fd)`` (an ffmpeg argument list writing audio to fd ``fd``), handing each ``chunk_bytes``
+    of its stdout to ``consume``.
+
+    The audio pipe and stderr are drained by threads, so ffmpeg never blocks on either.
+
+    Returns
+    -------
+    returncode : int
+    stderr : str
+        ffmpeg's error output.
+    samples : bytes
+        Everything written to the audio pipe.
+    """
+    read_audio, write_audio = os.pipe()
+    try:
+        proc = subprocess.Popen(command(write_audio), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, pass_fds=(write_audio,))
+    except BaseException:
+        os.close(read_audio)
+        raise
+    finally:
+        os.close(write_audio)  # ffmpeg holds the only write end now: EOF when it exits
+    errors, samples = [], []
+    readers = [threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True),
+               threading.Thread(target=lambda: samples.append(_read_all(read_audio)), daemon=True)]
+    for reader in readers:
+        reader.start()
+    try:
+        while True:
+            buf = proc.stdout.read(chunk_bytes)
+            if len(buf) < chunk_bytes:
+                break
+            consume(buf)
+    finally:
+        proc.stdout.close()
+        returncode = proc.wait()
+        for reader in readers:
+            reader.join()
+        os.close(read_audio)
+    return returncode, b"".join(errors).decode("utf-8", "replace"), b"".join(samples)
+
+
+def _read_all(fd):
+    """All bytes from file descriptor ``fd`` until EOF (the fd stays open: the caller closes it)."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
