@@ -10,20 +10,25 @@ CREMA-D clips (tests/data/crema_d, a real face and voice; re-encoded once to H.2
   (``os.wait4`` rusage of that one child; ffmpeg's decoders are its own children and
   not counted);
 - ``whole clip``: the same for a plain ``emonet predict VIDEO -f json`` (one answer for
-  the clip) on the 1-minute video, the speed a timeline is compared with. On that video
-  the two alternate ``--repeats`` times (medians), as the machine's load drifts; the
-  longer videos run once.
+  the clip) on the shortest video, the speed a timeline is compared with; and
+  ``timeline_serial``: the timeline with ``--workers 0`` (no helper processes). On that
+  video the three alternate ``--repeats`` times (medians), as the machine's load drifts;
+  the longer videos run once.
+- ``peak_tree_rss_mib``: the peak of the summed resident memory of the emonet process and
+  its descendants (helper processes, ffmpeg), sampled every 0.1 s with psutil, beside the
+  emonet process's own ``peak_rss_mib`` (``os.wait4``: the largest of it and its reaped children).
 
 Flat memory means the peak RSS at 60 (or the longest) minutes is within 10 % of the
 1-minute one; the verdicts are printed and recorded, nothing is asserted.
 
 Run:   .venv/bin/python experiments/bench_timeline.py [--minutes 1 10 60] [--repeats 3]
 Smoke: .venv/bin/python experiments/bench_timeline.py --minutes 1 --out /tmp/bench_timeline.json
-Writes experiments/results/bench_timeline.json (with the ffmpeg binary and the git commit)
-and prints a table. The videos go to a temporary folder (``--work`` to keep them).
+Writes experiments/results/bench_timeline.json (with the ffmpeg binary and the git commit;
+the previous record's figures kept under "before") and prints a table. The videos go to a temporary folder (``--work`` to keep them).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -32,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -76,19 +82,39 @@ def make_video(cycle, minutes, folder):
     return out
 
 
+def tree_rss_poller(pid, peak):
+    """Thread body: ``peak[0]`` = the largest summed RSS (bytes) of process ``pid`` and its descendants seen."""
+    import psutil
+    try:
+        root = psutil.Process(pid)
+        while root.is_running() and root.status() != psutil.STATUS_ZOMBIE:
+            total = 0
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += proc.memory_info().rss
+            peak[0] = max(peak[0], total)
+            time.sleep(0.1)
+    except psutil.Error:
+        return
+
+
 def run_measured(cmd, stdout_path):
-    """Wall seconds and peak RSS (MiB) of one child process running ``cmd`` (its own rusage, os.wait4)."""
+    """Wall seconds, peak RSS (MiB) of one child process running ``cmd`` (os.wait4) and of its process tree."""
     with open(stdout_path, "wb") as stdout, tempfile.TemporaryFile() as stderr:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr)
+        peak = [0]
+        poller = threading.Thread(target=tree_rss_poller, args=(proc.pid, peak), daemon=True)
+        poller.start()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        poller.join(timeout=1)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode:
             stderr.seek(0)
             raise SystemExit(f"bench_timeline: {' '.join(map(str, cmd[:4]))} ... exited {proc.returncode}: "
                              f"{stderr.read().decode(errors='replace').strip()[-300:]}")
-    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    return seconds, usage.ru_maxrss / 1024, peak[0] / 2 ** 20  # ru_maxrss is in KiB on Linux
 
 
 def emonet_command():
@@ -99,34 +125,43 @@ def emonet_command():
     return [str(script)]
 
 
-def predict_command(video, out, *, timeline):
-    """``emonet predict`` of ``video``: a timeline as CSV into ``out``, or one whole-clip answer as JSON."""
-    extra = ["--window", str(WINDOW), "--hop", str(HOP), "-f", "csv", "-o", str(out)] if timeline else ["-f", "json"]
+def predict_command(video, out, *, kind):
+    """``emonet predict`` of ``video``: a timeline as CSV into ``out`` (``timeline_serial``: ``--workers 0``),
+    or one whole-clip answer as JSON."""
+    extra = ["--window", str(WINDOW), "--hop", str(HOP), "-f", "csv", "-o", str(out)] if kind != "whole_clip" \
+        else ["-f", "json"]
+    extra += ["--workers", "0"] if kind == "timeline_serial" else []
     return emonet_command() + ["predict", str(video), "--no-progress", *extra]
 
 
 def measure(video, footage, repeats, folder, *, kinds=("timeline",)):
-    """Per kind ("timeline", "whole_clip"): median wall time, max peak RSS and row count of fresh processes.
+    """Per kind ("timeline", "timeline_serial", "whole_clip"): median wall time, max peak RSS and row
+    count of fresh processes.
 
-    With both kinds the runs alternate (timeline, whole clip, timeline, ...), so a change in
-    the machine's load between them does not favour either.
+    The runs alternate (timeline, whole clip, timeline, ...), so a change in the machine's
+    load between them does not favour any.
     """
     runs = {kind: [] for kind in kinds}
-    outs = {"timeline": folder / (video.stem + ".csv"), "whole_clip": folder / (video.stem + ".json")}
+    outs = {"timeline": folder / (video.stem + ".csv"), "timeline_serial": folder / (video.stem + "_serial.csv"),
+            "whole_clip": folder / (video.stem + ".json")}
     for _ in range(repeats):
         for kind in kinds:
-            timeline = kind == "timeline"
-            cmd = predict_command(video, outs[kind], timeline=timeline)
-            runs[kind].append(run_measured(cmd, folder / "stdout.txt" if timeline else outs[kind]))
+            cmd = predict_command(video, outs[kind], kind=kind)
+            runs[kind].append(run_measured(cmd, outs[kind] if kind == "whole_clip" else folder / "stdout.txt"))
     result = {}
     for kind, measured in runs.items():
-        seconds = statistics.median(s for s, _ in measured)
+        seconds = statistics.median(s for s, _, _ in measured)
         text = outs[kind].read_text()
         result[kind] = {
-            "wall_seconds": round(seconds, 2), "wall_seconds_all": [round(s, 2) for s, _ in measured],
+            "wall_seconds": round(seconds, 2), "wall_seconds_all": [round(s, 2) for s, _, _ in measured],
             "footage_seconds_per_second": round(footage / seconds, 2),  # footage / wall time (median)
-            "peak_rss_mib": round(max(r for _, r in measured), 1),  # the emonet process alone, max of runs
-            "rows": len(text.splitlines()) - 1 if kind == "timeline" else len(json.loads(text))}
+            "peak_rss_mib": round(max(r for _, r, _ in measured), 1),  # the emonet process (os.wait4), max of runs
+            "peak_tree_rss_mib": round(max(t for _, _, t in measured), 1),  # with helpers and ffmpeg, summed
+            # window rows (the CSV also has one clip-label row per clip)
+            "rows": sum(',window,' in line for line in text.splitlines()) if kind != "whole_clip"
+            else len(json.loads(text))}
+    if "timeline_serial" in result and (outs["timeline"].read_text() != outs["timeline_serial"].read_text()):
+        raise SystemExit("bench_timeline: the timeline with helper processes differs from the one without")
     return result
 
 
@@ -168,7 +203,7 @@ def main():
             video = make_video(cycle, minutes, work)
             footage = probe(video).duration
             compare = minutes == min(args.minutes)  # the comparison: one answer for the same footage
-            kinds = ("timeline", "whole_clip") if compare else ("timeline",)
+            kinds = ("timeline", "whole_clip", "timeline_serial") if compare else ("timeline",)
             repeats = args.repeats if compare else 1  # longer videos: start-up noise is small beside them
             entry = {"minutes": minutes, "footage_seconds": footage, "repeats": repeats,
                      **measure(video, footage, repeats, work, kinds=kinds)}
@@ -180,6 +215,7 @@ def main():
 
     first, last = sizes[0], sizes[-1]
     rss_growth = last["timeline"]["peak_rss_mib"] / first["timeline"]["peak_rss_mib"] - 1
+    tree_growth = last["timeline"]["peak_tree_rss_mib"] / first["timeline"]["peak_tree_rss_mib"] - 1
     slowdown = first["timeline"]["wall_seconds"] / first["whole_clip"]["wall_seconds"] - 1
     record = {
         "what": "emonet predict --window 2 --hop 1 on long looped videos: peak RSS and speed vs a whole-clip predict",
@@ -193,17 +229,25 @@ def main():
         "sizes": sizes,
         "peak_rss_growth": round(rss_growth, 4),  # longest vs shortest video, timeline process
         "peak_rss_flat": abs(rss_growth) <= FLAT_TOLERANCE,
+        "peak_tree_rss_growth": round(tree_growth, 4),  # the same for the summed process tree
+        "peak_tree_rss_flat": abs(tree_growth) <= FLAT_TOLERANCE,
         "timeline_slowdown_vs_whole_clip": round(slowdown, 4),  # wall time on the shortest video, fresh processes
+        "timeline_serial_slowdown_vs_whole_clip": round(
+            first["timeline_serial"]["wall_seconds"] / first["whole_clip"]["wall_seconds"] - 1, 4),  # --workers 0
     }
+    if args.out.exists():  # the figures this record replaces
+        previous = json.loads(args.out.read_text())
+        record["before"] = previous.get("before", previous)
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
 
     print(f"emonet predict --window {WINDOW:g} --hop {HOP:g} on {os.cpu_count()} CPUs; load average before "
           f"{load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; fresh process per run, start-up included")
-    print(f"{'video':>8s} {'windows':>8s} {'wall s':>8s} {'footage/s':>10s} {'peak RSS MiB':>13s}")
+    print(f"{'video':>8s} {'windows':>8s} {'wall s':>8s} {'footage/s':>10s} {'peak RSS MiB':>13s} {'tree MiB':>9s}")
     for entry in sizes:
         t = entry["timeline"]
         print(f"{entry['minutes']:>6g} m {t['rows']:8d} {t['wall_seconds']:8.1f} {t['footage_seconds_per_second']:10.2f} "
-              f"{t['peak_rss_mib']:13.1f}")
+              f"{t['peak_rss_mib']:13.1f} {t['peak_tree_rss_mib']:9.1f}")
+    print(f"timeline --workers 0, {first['minutes']:g} min: {first['timeline_serial']['wall_seconds']:.1f} s")
     w = first["whole_clip"]
     print(f"whole clip, {first['minutes']:g} min: {w['wall_seconds']:.1f} s, {w['footage_seconds_per_second']:.2f} "
           f"footage s/s, peak RSS {w['peak_rss_mib']:.1f} MiB")

@@ -152,8 +152,66 @@ def test_cli_rows_of_several_clips_carry_the_clip_name(tmp_path):
                  "--no-progress"]) == 0
     rows = list(csv.DictReader(out.open()))
     assert {r["clip"] for r in rows} == {HAPPY.name, ANGRY.name}
-    assert list(rows[0]) == ["clip", "start", "end", "emotion", *CLASSES, "x", "y", "w", "h", "face_rate"]
-    assert [float(r["start"]) for r in rows if r["clip"] == HAPPY.name] == [0.0, 1.0]
+    assert list(rows[0]) == ["clip", "level", "start", "end", "emotion", *CLASSES, "x", "y", "w", "h", "face_rate"]
+    happy = [r for r in rows if r["clip"] == HAPPY.name]
+    assert [(r["level"], float(r["start"])) for r in happy] == [("window", 0.0), ("window", 1.0), ("clip", 0.0)]
+
+
+@pytest.mark.slow
+def test_csv_holds_the_clip_label_as_json_does(tmp_path, capsys):
+    out = tmp_path / "timeline.csv"
+    assert main(["predict", str(ANGRY), "--window", "1", "-f", "csv", "-o", str(out), "--no-progress"]) == 0
+    clip_row = [r for r in csv.DictReader(out.open()) if r["level"] == "clip"]
+    assert main(["predict", str(ANGRY), "--window", "1", "-f", "json", "--no-progress"]) == 0
+    clip = json.loads(capsys.readouterr().out)[0]
+    assert len(clip_row) == 1 and clip_row[0]["emotion"] == clip["emotion"]
+    assert float(clip_row[0]["end"]) == pytest.approx(clip["duration"], abs=1e-3)
+    assert all(float(clip_row[0][c]) == pytest.approx(clip[c], abs=1e-4) for c in CLASSES)
+    assert float(clip_row[0]["face_rate"]) == pytest.approx(clip["face_rate"], abs=1e-4) and clip_row[0]["x"] == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["srt", "vtt"])
+def test_subtitles_of_several_clips_are_one_file_each_beside_the_output(fmt, tmp_path, capsys):
+    out = tmp_path / f"subs.{fmt}"
+    assert main(["predict", str(HAPPY), str(ANGRY), "--window", "1", "-f", fmt, "-o", str(out), "--no-progress"]) == 0
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == sorted(f"subs.{clip.stem}.{fmt}" for clip in (HAPPY, ANGRY))
+    for clip in (HAPPY, ANGRY):
+        cues = _parse_subtitles((tmp_path / f"subs.{clip.stem}.{fmt}").read_text(), fmt)
+        duration = probe(clip).duration  # 1.87 and 2.24 s: two windows, a tail shorter than half a hop dropped
+        assert len(cues) == 2 and duration - 0.5 < cues[-1][1] < duration + 0.05
+    assert capsys.readouterr().out == ""
+
+
+def test_subtitle_files_keep_clips_apart():
+    from emonet.inference.subtitles import subtitle_paths
+    paths = subtitle_paths(Path("out/subs.srt"), ["a.mp4", "talks/b.mp4", "c.mp4", "c.wav"])
+    assert [p.as_posix() for p in paths] == ["out/subs.a.srt", "out/subs.talks_b.srt", "out/subs.c.mp4.srt",
+                                             "out/subs.c.wav.srt"]
+
+
+@pytest.mark.slow
+def test_helper_processes_give_the_timeline_of_this_process(model, mixed_clip):
+    """workers=0 (all here) and workers=1 (video and audio read by two helper processes): the same rows."""
+    kwargs = dict(window=1.5, hop=0.5, keep_track=True, batch_size=7)
+    here = predict_timeline(mixed_clip, model, workers=0, **kwargs)
+    helped = predict_timeline(mixed_clip, model, workers=1, **kwargs)
+    assert len(here.rows) == len(helped.rows) > 100
+    assert here.rows == helped.rows and here.probabilities == helped.probabilities
+    assert np.array_equal(here.track_boxes, helped.track_boxes, equal_nan=True)
+
+
+def test_a_helper_stream_stopped_early_does_not_leak_into_the_next():
+    from emonet.inference.window_streams import TimelineHelpers, audio_windows
+    with TimelineHelpers() as helpers:
+        first = helpers.audio.stream(ANGRY, window=0.5, hop=0.1, n_mfcc=13)
+        next(first)  # read one message, then abandon the stream
+        again = list(helpers.audio.stream(HAPPY, window=0.5, hop=0.25, n_mfcc=13))
+    here = list(audio_windows(HAPPY, window=0.5, hop=0.25, n_mfcc=13))
+    assert [seen for seen, _ in again] == [seen for seen, _ in here]
+    assert [[k for k, _, _ in ready] for _, ready in again] == [[k for k, _, _ in ready] for _, ready in here]
+    assert all(np.array_equal(a[1], b[1]) for (_, ra), (_, rb) in zip(again, here) for a, b in zip(ra, rb))
 
 
 @pytest.mark.slow
@@ -210,7 +268,7 @@ def test_an_unwritable_annotate_folder_fails_in_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--annotate", "{tmp}/out.mp4"], "--annotate draws on a single input video; received 2 clips"),
-    (["--window", "1", "-f", "vtt"], "--format vtt holds the timeline of one clip; received 2 clips"),
+    (["--window", "1", "-f", "vtt"], "--format vtt of 2 clips needs -o FILE (one subtitle file per clip"),
 ])
 def test_one_clip_options_refuse_several_clips(extra, message, tmp_path, capsys):
     extra = [a.replace("{tmp}", str(tmp_path)) for a in extra]

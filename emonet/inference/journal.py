@@ -191,7 +191,7 @@ class OutputJournal:
         return self.rows
 
 
-def predict_into_file(clips, output, fmt, *, model=None, resume=False, batch_size=16, progress=True):
+def predict_into_file(clips, output, fmt, *, model=None, resume=False, batch_size=16, progress=True, workers=0):
     """Classify clips into an output file (csv or json), keeping each batch on disk as it is done.
 
     Parameters
@@ -206,7 +206,7 @@ def predict_into_file(clips, output, fmt, *, model=None, resume=False, batch_siz
         A run folder; default: the shipped emonet-base (loaded only if a clip is left to classify).
     resume : bool
         Skip the clips already in the journal or, without one, in a finished ``output``.
-    batch_size, progress
+    batch_size, progress, workers
         As for :func:`~emonet.inference.predict.predict_clips`.
 
     Returns
@@ -230,7 +230,7 @@ def predict_into_file(clips, output, fmt, *, model=None, resume=False, batch_siz
     failures = []
     try:
         if todo:
-            _, failures = predict_clips(todo, model, batch_size=batch_size, progress=progress,
+            _, failures = predict_clips(todo, model, batch_size=batch_size, progress=progress, workers=workers,
                                         on_batch=lambda batch: journal.append(output_rows(batch, names)))
     except BaseException:
         if journal.close():

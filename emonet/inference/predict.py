@@ -19,21 +19,22 @@ go to a journal beside it, and the file is written whole at the end
 classified and ``--resume`` finishes it.
 """
 
-import contextlib
 import csv
 import dataclasses
 import io
 import json
 import logging
 import os
-import re
 import sys
-import tempfile
 from pathlib import Path
 
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError, EmonetError, MediaError, one_line
 from preprocessing.layouts import MEDIA_SUFFIXES
+
+# TensorFlow's quiet import and the device, also importable from here as before runtime.py held them
+from emonet.inference.runtime import TF_MIN_LOG_LEVEL, compute_device, import_tensorflow  # noqa: F401
+from emonet.inference.runtime import below_tf_log_level as _below_tf_log_level  # noqa: F401 - its old name here
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +48,6 @@ RESULT_FIELDS = ("clip", "emotion", "has_audio", "face_rate")
 #: Fields of an output row, in order: the CSV columns and the keys of each JSON object
 #: (:func:`output_rows`; the probabilities flattened, one field per class).
 OUTPUT_FIELDS = RESULT_FIELDS[:2] + CLASSES + RESULT_FIELDS[2:]
-
-#: TensorFlow's C++ log threshold (``TF_CPP_MIN_LOG_LEVEL``) unless the user set one: 3 keeps
-#: fatal lines only. Its INFO/WARNING/ERROR lines at start-up (oneDNN, CPU instructions, CUDA
-#: plugins registered twice) are noise to a user; errors that matter reach us as exceptions.
-#: ``TF_CPP_MIN_LOG_LEVEL=0 emonet predict ...`` shows them all again.
-TF_MIN_LOG_LEVEL = "3"
-
-# One line of TensorFlow's C++ log (absl format): severity letter, MMDD, time, thread, file:line].
-_NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^\]]+:\d+\] ")
-_ABSL_PRE_INIT_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 
 
 def check_model_dir(path):
@@ -129,84 +120,7 @@ def prediction_params(run):
     return dataclasses.replace(ExtractParams(**run.extract_params), audio_speeds=())
 
 
-def _tf_log_level():
-    """The effective ``TF_CPP_MIN_LOG_LEVEL`` (0 = everything, 3 = fatal only)."""
-    try:
-        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
-    except ValueError:
-        return 0
-
-
-def _below_tf_log_level(line, level):
-    """Whether a line written to stderr is a TensorFlow C++ log line that ``level`` hides."""
-    if line.rstrip("\n") == _ABSL_PRE_INIT_NOTICE:
-        return level >= 1
-    match = _NATIVE_LOG_LINE.match(line)
-    return bool(match) and "IWEF".index(match.group(1)) < level
-
-
-@contextlib.contextmanager
-def _native_log_filtered():
-    """Hold back what is written to file descriptor 2 in the block; then replay it minus hidden TF lines.
-
-    TensorFlow prints a few lines (the oneDNN notice, each preceded by absl's
-    "before absl::InitializeLog()" warning) while it loads, before it reads
-    ``TF_CPP_MIN_LOG_LEVEL``; this applies that setting to them too. Anything else
-    (Python warnings, other libraries' messages, fatal lines) is written out unchanged.
-    """
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no file descriptor 2 (embedded interpreters): nothing to filter
-        yield
-        return
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            level = _tf_log_level()
-            kept = [line for line in held.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not _below_tf_log_level(line, level)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
-
-
-def import_tensorflow():
-    """TensorFlow, imported without its start-up notices on stderr (see :data:`TF_MIN_LOG_LEVEL`).
-
-    Call it before anything imports TensorFlow or Keras (the CLI and :func:`emonet.load_model`
-    do); once TensorFlow is loaded it only returns the module. Sets ``TF_CPP_MIN_LOG_LEVEL``
-    to :data:`TF_MIN_LOG_LEVEL` unless it is set; oneDNN stays on (turning it off with
-    ``TF_ENABLE_ONEDNN_OPTS=0`` would silence the notice too, but makes the frame encoder
-    1.5-2 times slower on CPU).
-    """
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_MIN_LOG_LEVEL)
-    with _native_log_filtered():
-        import tensorflow as tf
-        tf.config.list_physical_devices()  # device discovery (CUDA on a GPU install) logs here too
-    return tf
-
-
-def compute_device():
-    """Where Keras runs a model: ``"CPU"`` or ``"GPU: <name>"`` (the first GPU TensorFlow sees)."""
-    tf = import_tensorflow()
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return f"GPU: {details.get('device_name', gpus[0].name)}"
-
-
-def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None, on_batch=None):
+def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None, on_batch=None, workers=0):
     """Class probabilities for clip files.
 
     Parameters
@@ -222,10 +136,15 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None
         Progress bar (clips) on stderr. Skipped clips are logged (``skipping <file>: <cause>``).
     detector : object, optional
         A face detector from :func:`preprocessing.faces.make_detector` for the run's
-        ``extract.detector``; made here when not given.
+        ``extract.detector``; made here when not given (helpers make their own).
     on_batch : callable, optional
         Called with the new result dicts as soon as each batch is classified (``emonet
         predict -o`` keeps them on disk, so a killed run loses at most one batch).
+    workers : int or None
+        Helper processes that decode and extract the next clips while this process embeds
+        and classifies (:class:`~emonet.inference.workers.ExtractionFeed`; started before the
+        model loads); 0 extracts in this process; None: :func:`~emonet.inference.workers.default_workers`.
+        Results, their order and the failures are the same for any number.
 
     Returns
     -------
@@ -237,57 +156,75 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None
     """
     from tqdm import tqdm
 
-    from preprocessing.extraction import extract_clip
-    from preprocessing.faces import make_detector
+    from emonet.inference.runtime import folder_prediction_params, shipped_model_dir
+    from emonet.inference.workers import ExtractionFeed, check_workers, prefetch
 
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1; received {batch_size}")
-    import_tensorflow()  # before trained_run imports Keras: TensorFlow's start-up notices held back
-    from emonet.inference.trained_run import TrainedRun, shipped_model_dir
-    if isinstance(run_dir, TrainedRun):
-        run = run_dir
-    else:
-        run = TrainedRun(shipped_model_dir() if run_dir is None else run_dir)
-        logger.info(f"model {run.run_dir.name} ({run.mode}) on {compute_device()}")
-    params = prediction_params(run)
-    detector = detector if detector is not None else make_detector(params.detector)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"--batch-size must be an integer >= 1; received {batch_size!r}")
+    workers = check_workers(workers)
+    loaded = hasattr(run_dir, "predict") and hasattr(run_dir, "extract_params")  # a TrainedRun
+    folder = None if loaded else (shipped_model_dir() if run_dir is None else check_model_dir(run_dir))
+    if loaded or workers == 0:
+        params = prediction_params(run_dir) if loaded else folder_prediction_params(folder)
+        if detector is None and workers == 0:
+            from preprocessing.faces import make_detector
+            detector = make_detector(params.detector)
+    else:  # the helpers read the run's settings: they start at once, while this process imports the rest
+        params = folder
+    # helpers start on the first clips now, while TensorFlow and the model load
+    feed = ExtractionFeed(paths, params, workers=workers, detector=detector, ahead=prefetch(workers, batch_size))
     results, failures, pending = [], [], []
+    try:
+        if loaded:
+            run = run_dir
+        else:
+            import_tensorflow()  # before trained_run imports Keras: TensorFlow's start-up notices held back
+            from emonet.inference.trained_run import TrainedRun
+            run = TrainedRun(folder)
+            logger.info(f"model {run.run_dir.name} ({run.mode}) on {compute_device()}")
 
-    def flush():
-        if not pending:
-            return
-        batch = classify_items(pending, run)
-        results.extend(batch)
-        pending.clear()
-        if on_batch is not None:
-            on_batch(batch)
+        def flush():
+            if not pending:
+                return
+            batch = classify_items(pending, run)
+            results.extend(batch)
+            pending.clear()
+            if on_batch is not None:
+                on_batch(batch)
 
-    for path in tqdm(paths, unit="clip", desc="predict", disable=not progress, file=sys.stderr):
-        try:
-            arrays, attrs, notes = extract_clip(path, params, detector=detector)
-            item = clip_item(path, arrays, attrs, run)
-        except EmonetError as exc:
-            failures.append((str(path), one_line(str(exc), 400)))
-            logger.warning(f"skipping {path}: {_cause(exc, path)}")
-            continue
-        for note in notes:
-            logger.info(f"note: {path}: {note}")
-        pending.append(item)
-        if len(pending) >= batch_size:
-            flush()
-    flush()
+        for path, outcome in tqdm(feed, total=len(feed.paths), unit="clip", desc="predict", disable=not progress,
+                                  file=sys.stderr):
+            try:
+                if outcome[0] == "error":
+                    raise EmonetError(outcome[1])
+                _, arrays, attrs, notes = outcome
+                item = clip_item(path, arrays, attrs, run)
+            except EmonetError as exc:
+                failures.append((str(path), one_line(str(exc), 400)))
+                logger.warning(f"skipping {path}: {_cause(exc, path)}")
+                continue
+            for note in notes:
+                logger.info(f"note: {path}: {note}")
+            pending.append(item)
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+    finally:
+        feed.close()
     return results, failures
 
 
 def clip_item(clip, arrays, attrs, run):
     """An extracted clip (``extract_clip``'s or ``extract_arrays``' output) ready for :func:`classify_items`.
 
-    Its face embeddings (when the run uses video), audio functionals, ``has_audio`` (an
-    audio stream that is not silent) and ``face_rate``; :class:`EmonetError` without video and audio.
+    Its face embeddings (when the run uses video: of the ``n_frames`` frames the model reads,
+    :meth:`~emonet.inference.trained_run.TrainedRun.encode_clip_faces`), audio functionals,
+    ``has_audio`` (an audio stream that is not silent) and ``face_rate``; :class:`EmonetError`
+    without video and audio.
     """
     if not attrs["has_video"] and not attrs["has_audio"]:
         raise EmonetError(f"{clip}: nothing to classify")
-    return {"clip": str(clip), "embeddings": run.encode_faces(arrays["faces"]) if run.needs_video else None,
+    return {"clip": str(clip), "embeddings": run.encode_clip_faces(arrays["faces"]) if run.needs_video else None,
             "audio": arrays["audio_functionals"], "has_audio": bool(attrs["has_audio"] and not attrs["audio_silent"]),
             "face_rate": attrs["face_rate"]}
 

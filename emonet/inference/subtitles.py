@@ -12,6 +12,8 @@ they are the windows themselves.
 Happy 0.71
 <BLANKLINE>
 
+Several clips: one file each, named by :func:`subtitle_paths` beside the ``-o`` path.
+
 This module imports nothing heavy, so the command line can read :data:`SUBTITLE_FORMATS`
 while building its parser.
 """
@@ -77,3 +79,33 @@ def format_subtitles(rows, fmt):
         text = cue_text(row)
         blocks.append(f"{number}\n{times}\n{text}\n" if fmt == "srt" else f"{times}\n{text}\n")
     return "\n".join(blocks)
+
+
+def subtitle_paths(output, names, fmt="srt"):
+    """Subtitle file of each clip when several are written: beside ``output``, ``<stem>.<clip name>.<suffix>``.
+
+    ``emonet predict a.mp4 talks/b.mp4 --window 2 -f srt -o subs.srt`` writes ``subs.a.srt`` and
+    ``subs.talks_b.srt``: the clip's name (its path relative to the clips' common folder) without
+    its suffix, ``/`` replaced by ``_``. Two clips differing only by suffix (``a.mp4``, ``a.wav``)
+    keep it (``subs.a.mp4.srt``, ``subs.a.wav.srt``) so no file is overwritten.
+
+    Parameters
+    ----------
+    output : os.PathLike
+        The ``-o`` path; its suffix (``.srt`` or ``.vtt``) is each file's.
+    names : list of str
+        The clips' display names (POSIX relative paths).
+    fmt : str
+        The suffix when ``output`` has none.
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    from pathlib import Path, PurePosixPath
+    output = Path(output)
+    plain = [str(PurePosixPath(n).with_suffix("")).replace("/", "_") for n in names]
+    full = [n.replace("/", "_") for n in names]
+    unique = [p if plain.count(p) == 1 else f for p, f in zip(plain, full)]
+    suffix = output.suffix or f".{fmt}"
+    return [output.with_name(f"{output.stem}.{u}{suffix}") for u in unique]

@@ -31,7 +31,14 @@ Each window is classified from the face frames and the audio inside it, as
   counts as one without audio.
 - Streaming. ffmpeg's video and audio pipes are read incrementally
   (:mod:`emonet.inference.window_streams`), so memory stays flat however long the video.
-  Windows are classified several per model call.
+  Windows are classified ``batch_size`` per model call (64 by default).
+- Helper processes. With ``workers > 0`` (the command line's default) the video (decoding,
+  face tracking, crops) and the audio (each window's functionals) are read by two helper
+  processes (:class:`~emonet.inference.window_streams.TimelineHelpers`), started before
+  TensorFlow loads, while this process embeds the frames and classifies the windows; the
+  output is the same as with ``workers=0`` (all in this process). Helpers are started with
+  ``spawn``: a script calling this with ``workers > 0`` needs the usual
+  ``if __name__ == "__main__":`` guard.
 
 Row of a window: ``start``, ``end`` (seconds), ``emotion``, ``probabilities`` (class ->
 float), the face box ``x, y, w, h`` in source pixels (the median of the tracked boxes of
@@ -50,25 +57,33 @@ from fractions import Fraction
 
 import numpy as np
 
-from preprocessing import audio, images, media
+from preprocessing import media
 from preprocessing.constants import CLASSES, FPS
 from preprocessing.errors import ConfigError, EmonetError, MediaError, one_line
 from preprocessing.faces import make_detector
 
 from emonet.inference.predict import check_model_dir, prediction_params
+from emonet.inference.runtime import import_tensorflow
 # the streaming readers and the text renderings, also importable from here as before the split
-from emonet.inference.timeline_format import TEXT_FORMATS, clip_line, format_timelines
-from emonet.inference.window_streams import (
+from emonet.inference.timeline_format import TEXT_FORMATS, clip_line, format_timelines  # noqa: F401
+from emonet.inference.window_streams import (  # noqa: F401
     DETECT_INTERVAL,
     FRAMES_PER_STEP,
     TRACK_CONTEXT,
+    FaceParams,
     FaceStream,
     SoundStream,
+    audio_windows,
     decoded_seconds,
     detection_stride,
     frame_range,
+    step_frames,
+    TimelineHelpers,
+    video_steps,
+    window_audio_features,
     window_spans,
 )
+from emonet.inference.workers import check_workers
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +164,7 @@ class Timeline:
 
     def to_dict(self, name=None):
         """The JSON form, probabilities flat as in ``emonet predict -f json``: clip fields, the rule of
-        the clip label, and ``windows`` (one flat dict per row, the CSV's fields without ``clip``).
+        the clip label, and ``windows`` (one flat dict per row, the CSV's fields without ``clip`` and ``level``).
 
         ``name`` replaces the clip's path (the CLI passes the path relative to the clips' common folder).
         """
@@ -185,15 +200,9 @@ def _clip_box(box, width, height):
     return x0, y0, x1 - x0, y1 - y0
 
 
-def _audio_features(y, params):
-    """Functionals (D,) and whether the window has audible sound."""
-    if y is None or audio.is_silent(y):
-        return audio.silent_functionals(n_mfcc=params.n_mfcc), False
-    return audio.audio_functionals(y, n_mfcc=params.n_mfcc)[0], True
-
-
 def resolve_model(model, detector=None):
     """``(TrainedRun, detector)`` from a run folder, a TrainedRun, an EmotionModel or None (the shipped model)."""
+    import_tensorflow()  # before trained_run imports Keras: TensorFlow's start-up notices held back
     from emonet.inference.trained_run import TrainedRun, shipped_model_dir
     if hasattr(model, "run") and hasattr(model, "detector"):  # an emonet.inference.api.EmotionModel
         run, detector = model.run, detector or model.detector
@@ -205,7 +214,7 @@ def resolve_model(model, detector=None):
 
 
 def predict_timeline(path, model=None, *, window=DEFAULT_WINDOW, hop=DEFAULT_HOP, batch_size=WINDOWS_PER_CALL,
-                     detector=None, keep_track=False, progress=False):
+                     detector=None, keep_track=False, progress=False, workers=0, helpers=None):
     """Classify each window of a video (or audio file): one row per window and a clip label.
 
     Parameters
@@ -224,6 +233,12 @@ def predict_timeline(path, model=None, *, window=DEFAULT_WINDOW, hop=DEFAULT_HOP
         Also return every sampled frame's face box (``Timeline.track_*``; for :mod:`annotate`).
     progress : bool
         Progress bar (seconds of footage) on stderr.
+    workers : int
+        0: decode, track faces and compute audio features in this process; more: in two
+        helper processes (:class:`TimelineHelpers`, one per stream) started for this call,
+        while this process embeds frames and classifies. Same output either way.
+    helpers : TimelineHelpers, optional
+        Helper processes already running (reused across clips; ``workers`` is then ignored).
 
     Returns
     -------
@@ -234,50 +249,49 @@ def predict_timeline(path, model=None, *, window=DEFAULT_WINDOW, hop=DEFAULT_HOP
     MediaError
         The clip cannot be probed or decoded, is a still image, or has no stream the model reads.
     ConfigError
-        Bad ``window`` / ``hop`` / ``batch_size``.
+        Bad ``window`` / ``hop`` / ``batch_size`` / ``workers``.
 
     Examples
     --------
     >>> t = predict_timeline("tests/data/crema_d/1001_DFA_HAP_XX.flv", window=1.0)  # doctest: +SKIP
     >>> [(r["start"], r["emotion"]) for r in t.rows]                                  # doctest: +SKIP
     """
-    from tqdm import tqdm
-
     window, hop = check_window(window, hop)
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1; received {batch_size}")
-    run, detector = resolve_model(model, detector)
-    params = prediction_params(run)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"--batch-size must be an integer >= 1; received {batch_size!r}")
+    if helpers is None and check_workers(workers) > 0:
+        with TimelineHelpers() as own:
+            return predict_timeline(path, model, window=window, hop=hop, batch_size=batch_size, detector=detector,
+                                    keep_track=keep_track, progress=progress, helpers=own)
+    from preprocessing import images  # SciPy through the audio module: not needed to start the helpers
     if images.is_image(path):
         raise MediaError(f"{path}: a still image has no timeline (classify it without --window)")
     info = media.probe(path)
+    run, detector = resolve_model(model, detector)
+    params = prediction_params(run)
     rate = sampling_rate(window, run.n_frames)
     faces = sound = None
-    if info.has_video and (run.needs_video or keep_track):
-        width, height = media.output_size(info.width, info.height, params.analysis_side)
-        blocks = media.iter_frames(path, fps=rate, size=(width, height), block=FRAMES_PER_STEP, info=info)
-        faces = FaceStream(blocks, run=run, params=params, detector=detector, rate=rate, keep_track=keep_track,
-                            scale=(info.width / width, info.height / height))
-    if info.has_audio and run.needs_audio:
-        sound = SoundStream(media.iter_audio(path, info=info))
-    if faces is None and sound is None:
-        raise MediaError(f"{path}: nothing to classify (the {run.mode} model needs "
-                         f"{'video' if run.needs_video else 'audio'})")
-    rows, pending = [], []
-    no_face = run.encode_faces(np.zeros((0, params.crop_size, params.crop_size, 3), np.uint8)) \
-        if run.needs_video else np.zeros((0, 1), np.float32)
-    with tqdm(total=round(info.duration, 1) if info.duration else None, unit="s", desc="timeline",
-              disable=not progress, file=sys.stderr) as bar:
-        for start, end in window_spans(faces, sound, rate, window, hop):
-            pending.append(_window_inputs(start, end, faces, sound, rate, params, info, no_face))
-            if faces:
-                faces.drop_before(frame_range(start + hop, start + hop, rate)[0])
-            if sound:
-                sound.drop_before(start + hop)
-            if len(pending) >= batch_size:
-                rows += _classify(run, pending, path)
-            bar.update(max(0.0, round(end - bar.n, 3)))
-        rows += _classify(run, pending, path)
+    try:
+        if info.has_video and (run.needs_video or keep_track):
+            size = media.output_size(info.width, info.height, params.analysis_side)
+            spec = dict(rate=rate, size=size, scale=(info.width / size[0], info.height / size[1]),
+                        params=FaceParams.of(params), info=info)
+            steps = helpers.video.stream(path, **spec) if helpers else video_steps(path, detector=detector, **spec)
+            encode = run.encode_faces if run.needs_video else (lambda crops: np.zeros((len(crops), 0), np.float32))
+            faces = FaceStream(steps, encode=encode, pad_to=step_frames(rate, params.detect_every),
+                               keep_track=keep_track)
+        if info.has_audio and run.needs_audio:
+            spec = dict(window=window, hop=hop, n_mfcc=params.n_mfcc, info=info)
+            sound = SoundStream(helpers.audio.stream(path, **spec) if helpers else audio_windows(path, **spec),
+                                n_mfcc=params.n_mfcc)
+        if faces is None and sound is None:
+            raise MediaError(f"{path}: nothing to classify (the {run.mode} model needs "
+                             f"{'video' if run.needs_video else 'audio'})")
+        rows = _classify_windows(path, run, faces, sound, rate, window, hop, info, batch_size, progress)
+    finally:
+        for stream in (faces, sound):
+            if stream is not None:
+                stream.close()
     duration = decoded_seconds(faces, sound, rate)
     timeline = summarise(str(path), rows, duration=duration, window=window, hop=hop)
     if keep_track and faces:
@@ -286,15 +300,36 @@ def predict_timeline(path, model=None, *, window=DEFAULT_WINDOW, hop=DEFAULT_HOP
     return timeline
 
 
-def _window_inputs(start, end, faces, sound, rate, params, info, no_face):
-    """What the model and the row need of one window ``[start, end)``; ``no_face`` is the (0, E) embedding array."""
+def _classify_windows(path, run, faces, sound, rate, window, hop, info, batch_size, progress):
+    """The rows of every window, ``batch_size`` windows per model call."""
+    from tqdm import tqdm
+
+    params = prediction_params(run)
+    no_face = run.encode_faces(np.zeros((0, params.crop_size, params.crop_size, 3), np.uint8)) \
+        if run.needs_video else np.zeros((0, 1), np.float32)
+    rows, pending = [], []
+    with tqdm(total=round(info.duration, 1) if info.duration else None, unit="s", desc="timeline",
+              disable=not progress, file=sys.stderr) as bar:
+        for k, start, end in window_spans(faces, sound, rate, window, hop):
+            pending.append(_window_inputs(k, start, end, faces, sound, rate, info, no_face, params.n_mfcc))
+            if faces:
+                faces.drop_before(frame_range(start + hop, start + hop, rate)[0])
+            if len(pending) >= batch_size:
+                rows += _classify(run, pending, path)
+            bar.update(max(0.0, round(end - bar.n, 3)))
+        rows += _classify(run, pending, path)
+    return rows
+
+
+def _window_inputs(k, start, end, faces, sound, rate, info, no_face, n_mfcc):
+    """What the model and the row need of window ``k``, ``[start, end)``; ``no_face`` is the (0, E) embedding array."""
     item = {"start": start, "end": end, "embeddings": no_face, "box": None, "face_rate": None}
     if faces:
         embeddings, boxes, found = faces.frames(*frame_range(start, end, rate))
         item["embeddings"] = embeddings if len(embeddings) else no_face
         item["box"] = _clip_box(box_summary(boxes, found), info.width, info.height)
         item["face_rate"] = float(found.mean()) if len(found) else None
-    item["audio"], item["has_audio"] = _audio_features(sound.window(start, end) if sound else None, params)
+    item["audio"], item["has_audio"] = sound.features(k) if sound else window_audio_features(None, n_mfcc)
     return item
 
 
@@ -328,8 +363,13 @@ def summarise(clip, rows, *, duration, window, hop):
                     face_rate=face_rate)
 
 
-def predict_timelines(paths, model, *, window, hop, batch_size=WINDOWS_PER_CALL, keep_track=False, progress=True):
+def predict_timelines(paths, model, *, window, hop, batch_size=WINDOWS_PER_CALL, keep_track=False, progress=True,
+                      workers=None):
     """Timelines of several clips with one loaded model; a clip that fails is skipped and reported.
+
+    ``workers`` (default :func:`~emonet.inference.workers.default_workers`): 0 reads each clip in
+    this process; more starts the two :class:`TimelineHelpers` once, before the model loads,
+    and reuses them for every clip.
 
     Returns
     -------
@@ -337,14 +377,20 @@ def predict_timelines(paths, model, *, window, hop, batch_size=WINDOWS_PER_CALL,
     failures : list of tuple (str, str)
         (path, one-line reason) of the clips skipped (logged as ``skipping <file>: <cause>``).
     """
-    run, detector = resolve_model(model)
-    timelines, failures = [], []
-    for path in paths:
-        try:
-            timelines.append(predict_timeline(path, run, window=window, hop=hop, batch_size=batch_size,
-                                              detector=detector, keep_track=keep_track, progress=progress))
-        except EmonetError as exc:
-            reason = one_line(str(exc), 400)
-            failures.append((str(path), reason))
-            logger.warning(f"skipping {path}: {reason.removeprefix(f'{path}: ')}")
+    helpers = TimelineHelpers() if check_workers(workers) > 0 and paths else None  # starts while TF loads
+    try:
+        run, detector = resolve_model(model)
+        timelines, failures = [], []
+        for path in paths:
+            try:
+                timelines.append(predict_timeline(path, run, window=window, hop=hop, batch_size=batch_size,
+                                                  detector=detector, keep_track=keep_track, progress=progress,
+                                                  workers=0, helpers=helpers))
+            except EmonetError as exc:
+                reason = one_line(str(exc), 400)
+                failures.append((str(path), reason))
+                logger.warning(f"skipping {path}: {reason.removeprefix(f'{path}: ')}")
+    finally:
+        if helpers is not None:
+            helpers.close()
     return timelines, failures

@@ -18,9 +18,15 @@ from emonet.inference.predict import display_names
 #: Output formats of timelines rendered here; subtitles are :mod:`emonet.inference.subtitles`.
 TEXT_FORMATS = ("table", "csv", "json")
 
+#: Columns of the CSV timeline. ``level`` is "window" for a window's row and "clip" for the
+#: clip's label, one row after its windows, as JSON holds it beside ``windows``: ``start`` 0,
+#: ``end`` the decoded duration, ``emotion`` and probabilities the clip's (the duration-weighted
+#: mean of its windows, ``clip_rule`` in JSON), no box, ``face_rate`` the windows' weighted mean.
+CSV_FIELDS = ("clip", "level", "start", "end", "emotion", *CLASSES, "x", "y", "w", "h", "face_rate")
+
 
 def format_timelines(timelines, fmt):
-    """Render timelines as "table", "csv" (window rows) or "json" (clips with their windows) text.
+    """Render timelines as "table", "csv" (window rows, then a clip row each) or "json" (clips with their windows) text.
 
     Clips are named by their path relative to the clips' common folder (:func:`display_names`).
     """
@@ -39,14 +45,17 @@ def _number(value, digits):
 
 
 def _csv(timelines, names):
+    """A row per window (``level`` "window"), then the clip's own row (``level`` "clip"; see :data:`CSV_FIELDS`)."""
     buffer = io.StringIO()
     out = csv.writer(buffer)
-    out.writerow(["clip", "start", "end", "emotion", *CLASSES, "x", "y", "w", "h", "face_rate"])
+    out.writerow(CSV_FIELDS)
     for name, t in zip(names, timelines):
         for r in t.rows:
-            out.writerow([name, f"{r['start']:.3f}", f"{r['end']:.3f}", r["emotion"],
+            out.writerow([name, "window", f"{r['start']:.3f}", f"{r['end']:.3f}", r["emotion"],
                           *(f"{r['probabilities'][c]:.4f}" for c in CLASSES),
                           *("" if r[k] is None else r[k] for k in "xywh"), _number(r["face_rate"], 4)])
+        out.writerow([name, "clip", f"{0:.3f}", f"{t.duration:.3f}", t.emotion,
+                      *(f"{t.probabilities[c]:.4f}" for c in CLASSES), "", "", "", "", _number(t.face_rate, 4)])
     return buffer.getvalue().rstrip("\n")
 
 

@@ -1,31 +1,43 @@
 """Streaming readers of a timeline: decoded frames and samples in, per-window data out, memory flat.
 
-:class:`FaceStream` turns the sampled frames of :func:`preprocessing.media.iter_frames` into
-one record per frame (face embedding, tracked box in source pixels, whether a face was found);
-:class:`SoundStream` holds the 16 kHz samples of :func:`preprocessing.media.iter_audio`;
-:func:`window_spans` walks the windows over both (the rule is
+Producers (generator functions; they need no model, so they run in a helper process of
+:mod:`emonet.inference.workers` or, with ``workers=0``, in this one):
+
+- :func:`video_steps` turns the sampled frames of :func:`preprocessing.media.iter_frames`
+  into steps of face records: crops, the tracked box in source pixels and whether a face
+  was found, per frame;
+- :func:`audio_windows` reads the 16 kHz samples of :func:`preprocessing.media.iter_audio`
+  and gives each window's audio functionals as soon as its samples are in.
+
+Consumers (in the process holding the model): :class:`FaceStream` embeds each step's crops
+(the frame encoder runs once per sampled frame, however many windows overlap it) and keeps
+the records back to the current window's start; :class:`SoundStream` keeps the windows'
+functionals; :func:`window_spans` walks the windows over both (the rule is
 :mod:`emonet.inference.timeline`'s).
 
 Faces are found as extraction finds them (:func:`preprocessing.faces.crop_faces` with the
 run's crop size and margin), with a detection every :func:`detection_stride` sampled frames
 (at most one per :data:`DETECT_INTERVAL` s) and the boxes tracked in between; frames without
-a tracked face are centre crops, as in a whole clip. Each sampled frame is tracked, cropped
-and embedded once, however many windows overlap it.
+a tracked face are centre crops, as in a whole clip.
 
-Streaming. ffmpeg's video and audio pipes are read incrementally; only the frames of the
-current step and of the tracking context (:data:`TRACK_CONTEXT` frames back) are held, and
-per-frame records (embedding, box) only back to the current window's start, so memory stays
-flat however long the video.
+Streaming. ffmpeg's video and audio pipes are read incrementally; a producer holds only the
+frames of the current step and of the tracking context (:data:`TRACK_CONTEXT` frames back),
+or the samples of the current window, so memory stays flat however long the video. Both
+paths (helper process or not) run the same producers and consumers: same output.
 """
 
+import dataclasses
 import hashlib
 import math
 from collections import OrderedDict
 
 import numpy as np
 
+from preprocessing import media
 from preprocessing.constants import SAMPLE_RATE
 from preprocessing.faces import crop_faces
+
+from emonet.inference.workers import StreamHelper, cached_detector
 
 #: Sampled frames tracked and embedded per step, rounded up to a multiple of the detection stride.
 FRAMES_PER_STEP = 64
@@ -48,9 +60,47 @@ def detection_stride(rate, detect_every):
     return max(int(detect_every), math.ceil(float(rate) * DETECT_INTERVAL - 1e-9))
 
 
+def step_frames(rate, detect_every):
+    """Sampled frames per step of :func:`video_steps`: :data:`FRAMES_PER_STEP` rounded up to whole detection strides."""
+    every = detection_stride(rate, detect_every)
+    return every * math.ceil(FRAMES_PER_STEP / every)
+
+
 def frame_range(start, end, rate):
     """Indices ``[first, stop)`` of the sampled frames (frame ``j`` at ``j / rate`` s) inside ``[start, end)``."""
     return math.ceil(start * rate - 1e-6), math.ceil(end * rate - 1e-6)
+
+
+def sample_range(start, end):
+    """Indices ``[a, b)`` of the 16 kHz samples of ``[start, end)`` seconds."""
+    return int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceParams:
+    """What :func:`video_steps` reads of the extraction settings (``ExtractParams``' fields of the same names).
+
+    Attributes
+    ----------
+    crop_size : int
+        Side of a face crop in pixels.
+    margin : float
+        Border around the face box, as a fraction of its side.
+    detect_every : int
+        Frames between two face detections at least (:func:`detection_stride`).
+    detector : str
+        Face detector name (``preprocessing.faces.make_detector``).
+    """
+
+    crop_size: int
+    margin: float
+    detect_every: int
+    detector: str
+
+    @classmethod
+    def of(cls, params):
+        """The fields of an ``ExtractParams`` (or anything with them)."""
+        return cls(params.crop_size, params.margin, params.detect_every, params.detector)
 
 
 class CachedDetector:
@@ -62,92 +112,177 @@ class CachedDetector:
     def __init__(self, detector, size=256):
         self.detector, self.size = detector, size
         self._answers = OrderedDict()
+        if hasattr(detector, "detect_near"):  # guided re-detection near a previous box, when the detector has it
+            self.detect_near = self._detect_near
 
-    def detect(self, image):
-        key = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest()
+    def _remember(self, key, answer):
         if key not in self._answers:
-            self._answers[key] = self.detector.detect(image)
+            self._answers[key] = answer()
             if len(self._answers) > self.size:
                 self._answers.popitem(last=False)
         return self._answers[key]
 
+    def detect(self, image):
+        """The detector's box ``(x0, y0, x1, y1)`` (or None) on ``image`` (H, W, 3) uint8."""
+        key = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest()
+        return self._remember(key, lambda: self.detector.detect(image))
 
-class FaceStream:
-    """Sampled frames -> one record per frame (embedding, face box in source pixels, found), step by step.
+    def _detect_near(self, image, box):
+        """The detector's guided search near ``box`` (4,) on ``image``."""
+        key = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + \
+            np.asarray(box, np.float32).tobytes()
+        return self._remember(key, lambda: self.detector.detect_near(image, box))
+
+
+def video_steps(path, *, rate, size, scale, params, info=None, detector=None):
+    """Face records of a video's sampled frames, one step (:func:`step_frames` frames) at a time.
 
     Parameters
     ----------
-    blocks : iterator of np.ndarray [shape=(n, h, w, 3), dtype=uint8]
-        Frames at ``rate`` frames per second (:func:`preprocessing.media.iter_frames`).
-    run : TrainedRun
-    params : ExtractParams
-    detector : object with ``detect(image)``
+    path : str or os.PathLike
+    rate : fractions.Fraction
+        Sampled frames per second (frame ``j`` shows time ``j / rate`` s).
+    size : tuple of int
+        Analysed frame size (width, height) in pixels.
     scale : tuple of float
         Source pixels per analysed pixel (x, y).
+    params : FaceParams or preprocessing.extraction.ExtractParams
+        ``crop_size``, ``margin``, ``detect_every``, ``detector`` (a helper is sent
+        :class:`FaceParams`, so it need not import the extraction module to read them).
+    info : MediaInfo, optional
+    detector : object with ``detect(image)``, optional
+        Default: this process's detector for ``params.detector``.
+
+    Yields
+    ------
+    crops : np.ndarray [shape=(n, S, S, 3), dtype=uint8]
+        Face crops (centre crops where no face is tracked), ``S = params.crop_size``.
+    boxes : np.ndarray [shape=(n, 4), dtype=float32]
+        Tracked box ``(x0, y0, x1, y1)`` in source pixels, NaN without a face.
+    found : np.ndarray [shape=(n,), dtype=bool]
+    """
+    every = detection_stride(rate, params.detect_every)
+    step, context = step_frames(rate, params.detect_every), every * math.ceil(TRACK_CONTEXT / every)
+    detector = CachedDetector(detector if detector is not None else cached_detector(params.detector))
+    factors = np.array([scale[0], scale[1], scale[0], scale[1]], np.float32)
+    blocks = media.iter_frames(path, fps=rate, size=size, block=FRAMES_PER_STEP, info=info)
+    images, image_start, done, exhausted = None, 0, 0, False   # frames kept: indices image_start...
+    try:
+        while True:
+            seen = image_start + (0 if images is None else len(images))
+            while seen < done + step + 1 and not exhausted:  # + 1: a look-ahead detection
+                block = next(blocks, None)
+                if block is None:
+                    exhausted = True
+                else:
+                    images = block if images is None else np.concatenate([images, block])
+                    seen += len(block)
+            if seen <= done:
+                return
+            # track over the context, this step and one look-ahead frame; keep the step's frames [done, upto)
+            upto = min(done + step, seen)
+            first = max(image_start, done - context)
+            frames = images[first - image_start:min(upto + 1, seen) - image_start]
+            track = crop_faces(frames, detector=detector, crop_size=params.crop_size, margin=params.margin,
+                               detect_every=every)
+            part = slice(done - first, upto - first)
+            yield track.crops[part], track.boxes[part] * factors, track.found[part]
+            done = upto
+            keep = max(image_start, done - context)
+            images, image_start = images[keep - image_start:], keep
+    finally:
+        blocks.close()  # stops ffmpeg when the consumer stops early
+
+
+def window_audio_features(y, n_mfcc):
+    """Functionals (D,) float32 of a window's samples (None: no audio) and whether it has audible sound."""
+    from preprocessing import audio  # SciPy and librosa: imported when first needed (the audio helper)
+    if y is None or audio.is_silent(y):
+        return audio.silent_functionals(n_mfcc=n_mfcc), False
+    return audio.audio_functionals(y, n_mfcc=n_mfcc)[0], True
+
+
+def audio_windows(path, *, window, hop, n_mfcc, info=None):
+    """Each window's audio functionals, as soon as the samples of the window are decoded.
+
+    Window ``k`` holds the samples of ``[k * hop, k * hop + window)`` seconds (fewer at the
+    end of the audio; none past it).
+
+    Yields
+    ------
+    seen : int
+        Samples decoded so far.
+    ready : list of tuple
+        ``(k, functionals (D,) float32, has_audio bool)`` of the windows completed by them;
+        after the last samples, every window that starts before them.
+    """
+    samples, offset, seen, k = np.zeros(0, np.float32), 0, 0, 0
+
+    def features(k):
+        a, b = sample_range(k * hop, k * hop + window)
+        return (k, *window_audio_features(samples[max(0, a - offset):max(0, b - offset)], n_mfcc))
+
+    blocks = media.iter_audio(path, info=info)
+    try:
+        for block in blocks:
+            samples, seen = np.concatenate([samples, block]), seen + len(block)
+            ready = []
+            while sample_range(k * hop, k * hop + window)[1] <= seen:
+                ready.append(features(k))
+                k += 1
+            cut = min(len(samples), max(0, sample_range(k * hop, k * hop)[0] - offset))
+            samples, offset = samples[cut:], offset + cut
+            yield seen, ready
+    finally:
+        blocks.close()
+    ready = []
+    while sample_range(k * hop, k * hop)[0] < seen:
+        ready.append(features(k))
+        k += 1
+    yield seen, ready
+
+
+class FaceStream:
+    """Face records of the sampled frames (embedding, box, found), read from :func:`video_steps` as needed.
+
+    Parameters
+    ----------
+    steps : iterator
+        :func:`video_steps`' items (from this process or a helper).
+    encode : callable
+        Crops (n, S, S, 3) uint8 -> embeddings (n, E) float32 (the run's frame encoder).
+    pad_to : int
+        Crops per encoder call: shorter steps are padded so the encoder sees one batch shape.
+    keep_track : bool
+        Keep every frame's box for :meth:`track`.
     """
 
-    def __init__(self, blocks, *, run, params, detector, scale, rate, keep_track=False):
-        self._blocks, self._run, self._params = blocks, run, params
-        self._detector = CachedDetector(detector)
-        self._scale = np.array([scale[0], scale[1], scale[0], scale[1]], np.float32)
-        self._every = every = detection_stride(rate, params.detect_every)
-        self._step = every * math.ceil(FRAMES_PER_STEP / every)   # steps start on detection frames
-        self._context = every * math.ceil(TRACK_CONTEXT / every)
-        self._images, self._image_start = None, 0       # frames kept for tracking: indices image_start...
+    def __init__(self, steps, *, encode, pad_to, keep_track=False):
+        self._steps, self._encode_crops, self._pad_to = iter(steps), encode, pad_to
         self._records, self._record_start = None, 0     # (embedding, box, found) per frame
-        self.done = 0        # frames with a record
+        self.seen = 0        # frames with a record
         self.exhausted = False
         self._track = [] if keep_track else None
 
-    @property
-    def seen(self):
-        """Frames decoded so far."""
-        return self._image_start + (0 if self._images is None else len(self._images))
-
     def advance_to(self, stop):
-        """Decode and process until frames ``< stop`` have records (or the video ended)."""
-        while self.done < stop and not (self.exhausted and self.done >= self.seen):
-            while self.seen < self.done + self._step + 1 and not self.exhausted:  # + 1: a look-ahead detection
-                self._read()
-            if self.seen > self.done:
-                self._process(min(self.done + self._step, self.seen))
-
-    def _read(self):
-        block = next(self._blocks, None)
-        if block is None:
-            self.exhausted = True
-        elif self._images is None:
-            self._images = block
-        else:
-            self._images = np.concatenate([self._images, block])
-
-    def _process(self, upto):
-        """Track over the context, this step and one look-ahead frame; keep the step's frames ``[done, upto)``."""
-        p = self._params
-        first = max(self._image_start, self.done - self._context)
-        frames = self._images[first - self._image_start:min(upto + 1, self.seen) - self._image_start]
-        track = crop_faces(frames, detector=self._detector, crop_size=p.crop_size, margin=p.margin,
-                           detect_every=self._every)
-        part = slice(self.done - first, upto - first)
-        if self._run.needs_video:
-            embeddings = self._encode(track.crops[part])
-        else:
-            embeddings = np.zeros((upto - self.done, 0), np.float32)
-        boxes = track.boxes[part] * self._scale
-        self._append(embeddings, boxes, track.found[part])
-        if self._track is not None:
-            self._track.append(boxes)
-        self.done = upto
-        keep = max(self._image_start, self.done - self._context)
-        self._images = self._images[keep - self._image_start:]
-        self._image_start = keep
+        """Read and embed steps until frames ``< stop`` have records (or the video ended)."""
+        while self.seen < stop and not self.exhausted:
+            step = next(self._steps, None)
+            if step is None:
+                self.exhausted = True
+                break
+            crops, boxes, found = step
+            self._append(self._encode(crops), boxes, found)
+            if self._track is not None:
+                self._track.append(boxes)
+            self.seen += len(found)
 
     def _encode(self, crops):
-        """Embeddings (n, E) of crops (n, S, S, 3), padded to a whole step so the encoder sees one batch shape."""
+        """Embeddings (n, E) of crops (n, S, S, 3), padded to a whole step (a new batch shape costs a retrace)."""
         n = len(crops)
-        if 0 < n < self._step:  # a new batch shape would cost the frame encoder a retrace
-            crops = np.concatenate([crops, np.zeros((self._step - n, *crops.shape[1:]), crops.dtype)])
-        return self._run.encode_faces(crops)[:n]
+        if 0 < n < self._pad_to:
+            crops = np.concatenate([crops, np.zeros((self._pad_to - n, *crops.shape[1:]), crops.dtype)])
+        return self._encode_crops(crops)[:n]
 
     def _append(self, embeddings, boxes, found):
         if self._records is None:
@@ -165,9 +300,14 @@ class FaceStream:
     def drop_before(self, index):
         """Forget the records of frames before ``index``."""
         if self._records is not None and index > self._record_start:
-            cut = min(index, self.done) - self._record_start
+            cut = min(index, self.seen) - self._record_start
             self._records = tuple(r[cut:] for r in self._records)
             self._record_start += cut
+
+    def close(self):
+        """Stop reading: the producer (and its ffmpeg, or its helper's current task) stops."""
+        if hasattr(self._steps, "close"):
+            self._steps.close()
 
     def track(self):
         """All tracked boxes (n, 4) in source pixels, NaN without a face (``keep_track`` only)."""
@@ -177,42 +317,41 @@ class FaceStream:
 
 
 class SoundStream:
-    """A clip's 16 kHz mono samples, read as far as asked and forgotten before the current window."""
+    """The windows' audio functionals, read from :func:`audio_windows` as far as asked."""
 
-    def __init__(self, blocks):
-        self._blocks = blocks
-        self._samples, self._start = np.zeros(0, np.float32), 0
+    def __init__(self, messages, *, n_mfcc):
+        self._messages = iter(messages)
+        self._ready = {}
+        self._silent = window_audio_features(None, n_mfcc)
+        self.seen = 0   # samples decoded so far
         self.exhausted = False
 
-    @property
-    def seen(self):
-        """Samples decoded so far."""
-        return self._start + len(self._samples)
-
     def advance_to(self, seconds):
-        """Decode until the samples reach ``seconds`` (or the audio ended)."""
+        """Read until the samples reach ``seconds`` (or the audio ended)."""
         need = math.ceil(seconds * SAMPLE_RATE)
         while self.seen < need and not self.exhausted:
-            block = next(self._blocks, None)
-            if block is None:
+            message = next(self._messages, None)
+            if message is None:
                 self.exhausted = True
             else:
-                self._samples = np.concatenate([self._samples, block])
+                self.seen, ready = message
+                self._ready.update((k, (f, has)) for k, f, has in ready)
 
-    def window(self, start, end):
-        """Samples of ``[start, end)`` seconds, shape (n,) float32."""
-        a = max(0, int(round(start * SAMPLE_RATE)) - self._start)
-        b = max(0, int(round(end * SAMPLE_RATE)) - self._start)
-        return self._samples[a:b]
+    def close(self):
+        """Stop reading: the producer (and its ffmpeg, or its helper's current task) stops."""
+        if hasattr(self._messages, "close"):
+            self._messages.close()
 
-    def drop_before(self, seconds):
-        """Forget the samples before ``seconds``."""
-        cut = min(len(self._samples), max(0, int(round(seconds * SAMPLE_RATE)) - self._start))
-        self._samples, self._start = self._samples[cut:], self._start + cut
+    def features(self, k):
+        """Window ``k``'s functionals (D,) and whether it has audible sound (read once; silent past the audio)."""
+        return self._ready.pop(k, self._silent)
 
 
 def window_spans(faces, sound, rate, window, hop):
-    """Yield each window's ``(start, end)`` once the streams hold its data (rule: :mod:`emonet.inference.timeline`)."""
+    """Yield each window's ``(k, start, end)`` once the streams hold its data.
+
+    The rule is :mod:`emonet.inference.timeline`'s; ``k`` counts the windows from 0.
+    """
     k, previous_end = 0, None
     while True:
         start = k * hop
@@ -229,7 +368,7 @@ def window_spans(faces, sound, rate, window, hop):
             if k and previous_end >= total - hop / 2:
                 return
             end = min(end, total)
-        yield start, end
+        yield k, start, end
         previous_end = end
         k += 1
 
@@ -237,3 +376,22 @@ def window_spans(faces, sound, rate, window, hop):
 def decoded_seconds(faces, sound, rate):
     """Seconds of footage the streams delivered so far (the longer of video and audio)."""
     return max(float(faces.seen / rate) if faces else 0.0, sound.seen / SAMPLE_RATE if sound else 0.0)
+
+
+class TimelineHelpers:
+    """Two helper processes for timelines: one reads the video (:func:`video_steps`), one the audio
+    (:func:`audio_windows`), while this process embeds frames and classifies windows. Reusable
+    across clips; :meth:`close` (or ``with``) stops them."""
+
+    def __init__(self):
+        self.video, self.audio = StreamHelper(video_steps), StreamHelper(audio_windows)
+
+    def close(self):
+        self.video.close()
+        self.audio.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,129 @@
+"""What a prediction needs before its model: TensorFlow imported quietly, the device, the shipped model.
+
+Importing this module is cheap (no NumPy, no TensorFlow): the command line and the helper
+processes of :mod:`emonet.inference.workers` read the shipped model's folder and a run's
+extraction settings before (or without) TensorFlow loads.
+"""
+
+import contextlib
+import dataclasses
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from preprocessing.errors import ModelError
+
+#: TensorFlow's C++ log threshold (``TF_CPP_MIN_LOG_LEVEL``) unless the user set one: 3 keeps
+#: fatal lines only. Its INFO/WARNING/ERROR lines at start-up (oneDNN, CPU instructions, CUDA
+#: plugins registered twice) are noise to a user; errors that matter reach us as exceptions.
+#: ``TF_CPP_MIN_LOG_LEVEL=0 emonet predict ...`` shows them all again.
+TF_MIN_LOG_LEVEL = "3"
+
+# One line of TensorFlow's C++ log (absl format): severity letter, MMDD, time, thread, file:line].
+_NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^\]]+:\d+\] ")
+_ABSL_PRE_INIT_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+
+
+def _tf_log_level():
+    """The effective ``TF_CPP_MIN_LOG_LEVEL`` (0 = everything, 3 = fatal only)."""
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        return 0
+
+
+def below_tf_log_level(line, level):
+    """Whether a line written to stderr is a TensorFlow C++ log line that ``level`` hides."""
+    if line.rstrip("\n") == _ABSL_PRE_INIT_NOTICE:
+        return level >= 1
+    match = _NATIVE_LOG_LINE.match(line)
+    return bool(match) and "IWEF".index(match.group(1)) < level
+
+
+@contextlib.contextmanager
+def _native_log_filtered():
+    """Hold back what is written to file descriptor 2 in the block; then replay it minus hidden TF lines.
+
+    TensorFlow prints a few lines (the oneDNN notice, each preceded by absl's
+    "before absl::InitializeLog()" warning) while it loads, before it reads
+    ``TF_CPP_MIN_LOG_LEVEL``; this applies that setting to them too. Anything else
+    (Python warnings, other libraries' messages, fatal lines) is written out unchanged.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no file descriptor 2 (embedded interpreters): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            level = _tf_log_level()
+            kept = [line for line in held.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not below_tf_log_level(line, level)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+def import_tensorflow():
+    """TensorFlow, imported without its start-up notices on stderr (see :data:`TF_MIN_LOG_LEVEL`).
+
+    Call it before anything imports TensorFlow or Keras (the CLI and :func:`emonet.load_model`
+    do); once TensorFlow is loaded it only returns the module. Sets ``TF_CPP_MIN_LOG_LEVEL``
+    to :data:`TF_MIN_LOG_LEVEL` unless it is set; oneDNN stays on (turning it off with
+    ``TF_ENABLE_ONEDNN_OPTS=0`` would silence the notice too, but makes the frame encoder
+    1.5-2 times slower on CPU).
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_MIN_LOG_LEVEL)
+    with _native_log_filtered():
+        import tensorflow as tf
+        tf.config.list_physical_devices()  # device discovery (CUDA on a GPU install) logs here too
+    return tf
+
+
+def compute_device():
+    """Where Keras runs a model: ``"CPU"`` or ``"GPU: <name>"`` (the first GPU TensorFlow sees)."""
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"GPU: {details.get('device_name', gpus[0].name)}"
+
+
+#: The shipped model, ``emonet-base`` (MODEL_CARD.md there): a run folder inside the package.
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[1] / "pretrained" / "emonet-base"
+
+
+def shipped_model_dir():
+    """The folder of the shipped model; ModelError if this installation lacks it."""
+    if not (SHIPPED_MODEL_DIR / "model.keras").is_file():
+        raise ModelError(f"{SHIPPED_MODEL_DIR}: the shipped model emonet-base is missing from this installation; "
+                         f"pass --model RUN (a run folder written by emonet train)")
+    return SHIPPED_MODEL_DIR
+
+
+def folder_prediction_params(folder):
+    """Extraction settings for classifying clips with the run in ``folder`` (no model loaded, no TensorFlow).
+
+    The run's own ``extract`` settings without the speed-perturbed copies of
+    ``extract.audio_speeds`` (training material only); the same as
+    :func:`emonet.inference.predict.prediction_params` of the loaded run.
+    """
+    from preprocessing.extraction import ExtractParams
+
+    from emonet.experiment.rundir import RunDir
+    config = RunDir(folder).config
+    return dataclasses.replace(ExtractParams(**dataclasses.asdict(config.extract)), audio_speeds=())
