@@ -117,19 +117,20 @@ def describe_store(store):
     """A short human summary of a store: clips per split and label, face and audio coverage."""
     from collections import Counter
 
-    rows = store.index()
-    by_split = Counter(r["split"] for r in rows)
-    by_label = Counter((r["split"], r["label"] or "?") for r in rows)
-    lines = [f"store {store.path}: {len(rows)} clips, {len(store.failures())} recorded failures"]
+    by_label, totals = Counter(), Counter()
+    for r in store.iter_index():  # one row at a time: flat memory on a store of 100,000 clips
+        by_label[(r["split"], r["label"] or "?")] += 1
+        totals.update(clips=1, frames=r["n_frames"], video=bool(r["has_video"]), audio=bool(r["has_audio"]),
+                      silent=bool(r["audio_silent"]), face_rate=r["face_rate"] if r["has_video"] else 0)
+    by_split = {split: sum(n for (s, _), n in by_label.items() if s == split) for split, _ in by_label}
+    lines = [f"store {store.path}: {totals['clips']} clips, {len(store.failures())} recorded failures"]
     for split in sorted(by_split):
         labels = ", ".join(f"{label} {n}" for (s, label), n in sorted(by_label.items()) if s == split)
         lines.append(f"  {split:5s} {by_split[split]:5d} clips: {labels}")
-    if rows:
-        with_video = [r for r in rows if r["has_video"]]
-        face_rate = sum(r["face_rate"] for r in with_video) / max(1, len(with_video))
-        lines.append(f"  frames stored: {sum(r['n_frames'] for r in rows)}; face found in "
-                     f"{100 * face_rate:.1f}% of frames; audio in {sum(bool(r['has_audio']) for r in rows)} "
-                     f"clips ({sum(bool(r['audio_silent']) for r in rows)} silent or absent)")
+    if totals["clips"]:
+        face_rate = totals["face_rate"] / max(1, totals["video"])
+        lines.append(f"  frames stored: {totals['frames']}; face found in {100 * face_rate:.1f}% of frames; audio in "
+                     f"{totals['audio']} clips ({totals['silent']} silent or absent)")
         lines.append(f"  per clip: faces {store.params['crop_size']}x{store.params['crop_size']} RGB, "
                      f"{len(store.audio_feature_names)} audio functionals, MFCC sequence "
                      f"({store.params['n_mfcc']} per 1/25 s)")
@@ -211,7 +212,8 @@ def _add_predict(sub):
     p.add_argument("--model", "-m", type=Path, default=None,
                    help="run directory of a trained model (default: the shipped model emonet-base)")
     p.add_argument("--format", "-f", choices=FORMATS + SUBTITLE_FORMATS, default="table",
-                   help="output format (srt, vtt: subtitles of one clip's timeline, with --window)")
+                   help="output format (srt, vtt: subtitles of a clip's timeline, with --window; for several "
+                        "clips -o FILE names one file per clip beside it, FILE's stem + '.' + the clip's name)")
     p.add_argument("--output", "-o", type=Path, default=None,
                    help="write the output to this file (csv, json: kept as it goes, see below)")
     p.add_argument("--resume", action="store_true",
@@ -219,7 +221,11 @@ def _add_predict(sub):
     p.add_argument("--submission", type=Path, default=None,
                    help="also write EmotiW-style label files (<clip path>.txt, relative to the clips' "
                         "common folder) into this folder")
-    p.add_argument("--batch-size", "--batch_size", type=int, default=16, help="clips per model call")
+    p.add_argument("--batch-size", "--batch_size", type=int, default=None,
+                   help="clips per model call (default: 16); with --window, windows (default: 64)%(default).0s")
+    p.add_argument("--workers", "-j", type=int, default=None,
+                   help="helper processes that decode and extract while the model classifies (default: CPU count, "
+                        "at most 2; 0 = all in this process); a timeline uses two whenever > 0%(default).0s")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--window", type=float, default=None, metavar="SECONDS",
                    help="timeline: classify each window of this many seconds (one row per window)")
@@ -241,8 +247,11 @@ def cmd_predict(args):
     # user errors first, in one line each, before any decoding or TensorFlow import
     if args.resume and (args.output is None or args.format not in RESUMABLE_FORMATS):
         raise ConfigError(f"--resume needs -o FILE and --format {' or '.join(RESUMABLE_FORMATS)}")
+    args.batch_size = 16 if args.batch_size is None else args.batch_size
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1; received {args.batch_size}")
+    from emonet.inference.workers import check_workers
+    workers = check_workers(args.workers)
     model = check_model_dir(args.model) if args.model is not None else None
     if args.output:
         check_output_file(args.output)
@@ -250,9 +259,10 @@ def cmd_predict(args):
     names = dict(zip(map(str, clips), display_names(clips)))  # of all clips: a resumed run names them alike
     if args.output and args.format in RESUMABLE_FORMATS:  # kept on disk batch by batch, --resume (journal.py)
         rows, failures = predict_into_file(clips, args.output, args.format, model=model, resume=args.resume,
-                                           batch_size=args.batch_size, progress=not args.no_progress)
+                                           batch_size=args.batch_size, progress=not args.no_progress, workers=workers)
     else:
-        results, failures = predict_clips(clips, model, batch_size=args.batch_size, progress=not args.no_progress)
+        results, failures = predict_clips(clips, model, batch_size=args.batch_size, progress=not args.no_progress,
+                                          workers=workers)
         rows = output_rows(results, names)
     if args.output:
         if args.format not in RESUMABLE_FORMATS:
@@ -288,6 +298,11 @@ def _predict_timeline(args):
     window, hop = check_window(window, hop)
     if getattr(args, "resume", False):
         raise ConfigError("--resume does not apply to timelines (--window, --annotate)")
+    batch_size = 64 if args.batch_size is None else args.batch_size
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1; received {batch_size}")
+    from emonet.inference.workers import check_workers
+    workers = check_workers(args.workers)
     model = check_model_dir(args.model) if args.model is not None else None
     if args.output:
         check_output_file(args.output)
@@ -296,17 +311,15 @@ def _predict_timeline(args):
         if len(clips) != 1:
             raise ConfigError(f"--annotate draws on a single input video; received {len(clips)} clips")
         check_annotate_target(args.annotate, clips[0])  # probes the input only: nothing is decoded
-    if args.format in SUBTITLE_FORMATS and len(clips) != 1:
-        raise ConfigError(f"--format {args.format} holds the timeline of one clip; received {len(clips)} clips")
-    from emonet.inference.predict import import_tensorflow
-    import_tensorflow()  # before trained_run imports Keras: TensorFlow's start-up notices held back
-    if model is None:
-        from emonet.inference.trained_run import shipped_model_dir
-        model = shipped_model_dir()
-    from emonet.inference.timeline import predict_timelines
+    if args.format in SUBTITLE_FORMATS and len(clips) > 1 and args.output is None:
+        raise ConfigError(f"--format {args.format} of {len(clips)} clips needs -o FILE (one subtitle file per clip "
+                          f"is written beside it); received no -o")
+    from emonet.inference.timeline import predict_timelines  # TensorFlow loads in there, after the helpers start
     timelines, failures = predict_timelines(clips, model, window=window, hop=hop, keep_track=args.annotate is not None,
-                                            progress=not args.no_progress)
-    _write_timelines(args, timelines, display_names([t.clip for t in timelines]))
+                                            progress=not args.no_progress, batch_size=batch_size, workers=workers)
+    every_name = dict(zip(map(str, clips), display_names(clips)))  # of all clips: names do not hang on failures
+    _write_timelines(args, timelines, display_names([t.clip for t in timelines]),
+                     files=[every_name[t.clip] for t in timelines] if len(clips) > 1 else None)
     if args.annotate is not None and timelines:
         from emonet.inference.annotate import annotate_video
         annotate_video(clips[0], timelines[0], args.annotate, progress=not args.no_progress)  # logs where
@@ -322,10 +335,20 @@ def _predict_timeline(args):
     return 0
 
 
-def _write_timelines(args, timelines, names):
-    """Print or write the timelines in ``args.format``; the clip labels go to stderr unless the table holds them."""
-    from emonet.inference.subtitles import SUBTITLE_FORMATS, format_subtitles
+def _write_timelines(args, timelines, names, files=None):
+    """Print or write the timelines in ``args.format``; the clip labels go to stderr unless the table holds them.
+
+    ``files``: for subtitles of several clips, each timeline's clip name, which names its file beside ``-o``."""
+    from emonet.inference.subtitles import SUBTITLE_FORMATS, format_subtitles, subtitle_paths
     from emonet.inference.timeline_format import clip_line, format_timelines
+    if args.format in SUBTITLE_FORMATS and files is not None:  # several clips: a file each
+        from preprocessing.files import atomic_write_text
+        for name, timeline in zip(names, timelines):
+            print(clip_line(name, timeline), file=sys.stderr)
+        for target, timeline in zip(subtitle_paths(args.output, files, args.format), timelines):
+            atomic_write_text(target, format_subtitles(timeline.rows, args.format).rstrip("\n") + "\n")
+            print(f"wrote {len(timeline.rows)} windows to {target}", file=sys.stderr)
+        return
     if args.format in SUBTITLE_FORMATS:
         text = format_subtitles(timelines[0].rows if timelines else [], args.format)
     else:

@@ -3,9 +3,10 @@
 Input everywhere is a 16 kHz mono float32 waveform, as :mod:`preprocessing.media`
 decodes it. Two products:
 
-* :func:`audio_functionals` -- a fixed-length vector (1,475 values for
+* :func:`audio_functionals` -- a fixed-length vector (1,795 values for
   ``n_mfcc=40``) of statistics of frame-level low-level descriptors (LLDs), each
-  value named by :func:`feature_names` (``"mfcc03_mean"``, ``"pitch_p90"``...).
+  value named by :func:`feature_names` (``"mfcc03_mean"``, ``"pitch_p90"``...),
+  ending with the 320 log-mel band statistics of :mod:`preprocessing.audio_mel`.
 * :func:`mfcc_sequence` -- MFCCs per frame, one frame per video frame
   (hop :data:`~preprocessing.constants.HOP_LENGTH` = 640 samples = 40 ms), so row
   ``i`` describes the audio centred on time ``i / FPS`` seconds.
@@ -43,8 +44,11 @@ pitch                 1      F0 in Hz by YIN (60-500 Hz), voiced frames only
 ====================  =====  ===============================================
 
 Every descriptor is summarised by the 11 :data:`FUNCTIONALS`, giving names
-``f"{descriptor}_{functional}"``; one extra value, ``pitch_voiced_fraction``,
-ends the vector: 134 x 11 + 1 = 1,475 values.
+``f"{descriptor}_{functional}"``; then one extra value, ``pitch_voiced_fraction``
+(134 x 11 + 1 = 1,475 values, the whole vector of stores and models made before), then the 320
+``logmelKK_<stat>`` values of :func:`preprocessing.audio_mel.logmel_statistics`:
+1,795 values. Appending keeps the first 1,475 unchanged, so a model fitted on them
+reads the prefix (:data:`LEGACY_WIDTH`).
 
 Voicing. YIN always returns a period, even for noise and silence, so pitch
 statistics use only frames judged voiced: periodicity (the normalised
@@ -89,10 +93,12 @@ from preprocessing.audio_frames import (
     periodicity,
     power_spectrogram,
 )
-from preprocessing.constants import HOP_LENGTH, N_MFCC, SAMPLE_RATE
+from preprocessing.audio_mel import logmel_names, logmel_statistics
+from preprocessing.constants import HOP_LENGTH, LEGACY_WIDTH, N_MFCC, SAMPLE_RATE
 
 __all__ = [
     "FUNCTIONALS",
+    "LEGACY_WIDTH",
     "N_FFT",
     "N_MELS",
     "audio_functionals",
@@ -162,10 +168,11 @@ def feature_names(*, n_mfcc=N_MFCC):
 
     Returns
     -------
-    names : list of str [length=(3 * n_mfcc + 14) * len(FUNCTIONALS) + 1]
+    names : list of str [length=(3 * n_mfcc + 14) * len(FUNCTIONALS) + 1 + 320]
         ``f"{descriptor}_{functional}"`` for every descriptor (see the module
         docstring) and functional in :data:`FUNCTIONALS`, descriptor-major, then
-        ``"pitch_voiced_fraction"``. 1,475 names for ``n_mfcc=40``.
+        ``"pitch_voiced_fraction"``, then :func:`preprocessing.audio_mel.logmel_names`.
+        1,795 names for ``n_mfcc=40``.
 
     Raises
     ------
@@ -176,11 +183,11 @@ def feature_names(*, n_mfcc=N_MFCC):
     --------
     >>> names = feature_names()
     >>> len(names), names[:2], names[-1]
-    (1475, ['mfcc00_mean', 'mfcc00_std'], 'pitch_voiced_fraction')
+    (1795, ['mfcc00_mean', 'mfcc00_std'], 'logmel63_delta_std')
     """
     n_mfcc = check_n_mfcc(n_mfcc)
     names = [f"{d}_{f}" for d in _descriptor_names(n_mfcc) for f in FUNCTIONALS]
-    return names + list(_EXTRA_FEATURES)
+    return names + list(_EXTRA_FEATURES) + logmel_names()
 
 
 def silent_functionals(*, n_mfcc=N_MFCC):
@@ -206,7 +213,7 @@ def silent_functionals(*, n_mfcc=N_MFCC):
     Examples
     --------
     >>> silent_functionals().shape
-    (1475,)
+    (1795,)
     """
     return np.zeros(len(feature_names(n_mfcc=n_mfcc)), dtype=np.float32)
 
@@ -234,7 +241,7 @@ def audio_functionals(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     Returns
     -------
     features : np.ndarray [shape=(n_features,), dtype=float32]
-        Finite values; ``n_features = (3 * n_mfcc + 14) * 11 + 1`` (1,475 for 40).
+        Finite values; ``n_features = (3 * n_mfcc + 14) * 11 + 1 + 320`` (1,795 for 40).
     names : list of str [length=n_features]
         Equal to ``feature_names(n_mfcc=n_mfcc)``.
 
@@ -250,7 +257,7 @@ def audio_functionals(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     >>> y = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     >>> features, names = audio_functionals(y)
     >>> features.shape, round(float(features[names.index("pitch_mean")]))
-    ((1475,), 220)
+    ((1795,), 220)
     """
     y = check_signal(y)
     check_sr(sr)
@@ -299,6 +306,7 @@ def audio_functionals(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     else:
         stats.append(np.zeros(len(FUNCTIONALS)))
     stats.append([np.mean(voiced)])
+    stats.append(logmel_statistics(y))
 
     features = np.concatenate(stats)
     features = np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)

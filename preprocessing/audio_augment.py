@@ -22,7 +22,7 @@ Examples
 >>> speed_perturb(y, 1.25).shape
 (12800,)
 >>> speed_functionals(y, (0.9, 1.1)).shape
-(2, 1475)
+(2, 1795)
 """
 
 import librosa
@@ -118,7 +118,7 @@ def speed_functionals(y, speeds, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     Returns
     -------
     np.ndarray [shape=(len(speeds), n_features), dtype=float32]
-        Row ``k`` = ``audio_functionals(speed_perturb(y, speeds[k]))``; 1,475 columns for 40 MFCCs.
+        Row ``k`` = ``audio_functionals(speed_perturb(y, speeds[k]))``; 1,795 columns for 40 MFCCs.
     """
     speeds = check_speeds(speeds)
     rows = [audio_functionals(speed_perturb(y, s, sr=sr), sr=sr, n_mfcc=n_mfcc)[0] for s in speeds]

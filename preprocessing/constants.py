@@ -60,3 +60,7 @@ def normalise_label(label):
         (e.g. ``contempt``).
     """
     return LABEL_ALIASES.get(str(label).strip().lower())
+
+#: Width of the audio functionals vector before the log-mel statistics were appended (``n_mfcc=40``);
+#: today's 1,795 values start with the same 1,475 (preprocessing.audio).
+LEGACY_WIDTH = 1475

@@ -87,6 +87,7 @@ def run_extraction(manifest, out_path, params, *, workers=None, scheduler=None, 
                      audio_feature_names=audio.feature_names(n_mfcc=params.n_mfcc)) as writer:
         todo = [r for r in records if clip_key(r.relpath) not in writer.done]
         summary.skipped = len(records) - len(todo)
+        writer.expect(len(todo))
         bar = _progress_bar(len(todo), progress)
 
         def handle(result):
@@ -208,8 +209,22 @@ def _run_local(records, params, workers, handle):
                window=2 * workers, lost="worker crashed", handle=handle)
 
 
+def _dask_task(record, params):
+    """:func:`process_record` on a Dask worker, with one OpenCV thread (the workers are the parallelism)."""
+    import cv2
+    cv2.setNumThreads(1)
+    return process_record(record, params)
+
+
 def _run_dask(records, params, address, handle):
-    """Extract on the workers of the Dask cluster at ``address``; results come back here."""
+    """Extract on the workers of the Dask cluster at ``address``; results come back here.
+
+    The workers import this package and open each clip by its path, so they need the same
+    installation and the same paths as this process. Only this process writes the store. A
+    worker that dies loses nothing: the scheduler runs its clips again on the others (a clip
+    whose task has killed ``distributed.scheduler.allowed-failures`` workers, 3 by default,
+    is recorded as failed), and each result reaches ``handle`` once, whichever worker made it.
+    """
     try:
         from distributed import Client, as_completed
     except ImportError as exc:
@@ -224,7 +239,7 @@ def _run_dask(records, params, address, handle):
         pending = as_completed()
 
         def submit(record):
-            future = client.submit(process_record, record, params, pure=False)
+            future = client.submit(_dask_task, record, params, pure=False)
             pending.add(future)
             return future
 

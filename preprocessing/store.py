@@ -47,6 +47,20 @@ from .errors import StoreError
 #: Version of the layout above; bumped on incompatible changes.
 STORE_FORMAT = 1
 
+#: HDF5 metadata cache of an open store, in bytes. HDF5's adaptive default grows towards
+#: 32 MiB as more clip groups are visited (an index of 10,000 clips reaches it); a fixed
+#: small one keeps readers and the writer's commits at flat memory (experiments/bench_scale.py).
+METADATA_CACHE_BYTES = 2**19
+
+
+def fix_metadata_cache(f, nbytes=METADATA_CACHE_BYTES):
+    """Give the open h5py file ``f`` a metadata cache of ``nbytes`` that neither grows nor shrinks."""
+    config = f.id.get_mdc_config()
+    config.set_initial_size = True
+    config.initial_size = config.min_size = config.max_size = nbytes
+    config.incr_mode = config.flash_incr_mode = config.decr_mode = 0  # H5C_incr__off, ..._flash_incr__off, H5C_decr__off
+    f.id.set_mdc_config(config)
+
 
 def clip_key(relpath):
     """HDF5 group name of a clip: its relative path with ``/`` replaced by ``|``."""
@@ -127,6 +141,7 @@ class FeatureStore:
             self._file = h5py.File(self.path, "r")
         except OSError as exc:
             raise StoreError(f"{self.path}: not a readable HDF5 feature store ({exc})") from exc
+        fix_metadata_cache(self._file)
         if self._file.attrs.get("format") != STORE_FORMAT:
             self._file.close()
             raise StoreError(f"{self.path}: not an EmoNet feature store (format attribute missing or "
@@ -176,13 +191,15 @@ class FeatureStore:
 
         Every row has ``soft_label``: np.ndarray [shape=(7,), dtype=float32] or None.
         """
-        rows = []
+        return list(self.iter_index(split))
+
+    def iter_index(self, split=None):
+        """The rows of :meth:`index` one at a time: memory stays flat however many clips there are."""
         for key in self.keys():
             row = self.attrs(key)
             if split is None or row.get("split") == split:
                 soft = row.get("soft_label")
-                rows.append({"key": key, **row, "soft_label": None if soft is None else np.asarray(soft, np.float32)})
-        return rows
+                yield {"key": key, **row, "soft_label": None if soft is None else np.asarray(soft, np.float32)}
 
     def failures(self):
         """Recorded failures: dict key -> dict(relpath, source, reason, time)."""

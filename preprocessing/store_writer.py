@@ -10,9 +10,22 @@ renamed, so a shard is either complete or absent). A commit copies the store,
 appends the pending shards to the copy, fsyncs it and ``os.replace``-s it over
 the store; only then are the shards deleted. A kill -9 at any moment
 therefore leaves (a) the last committed store, which opens and reads, and (b)
-complete shards that the next run merges first. Commits happen when the
-pending bytes reach half the store's size (so total copying stays linear in
-the final size) and when the job ends.
+complete shards that the next run merges first.
+
+When to commit (bytes written per byte of final store)
+------------------------------------------------------
+Every commit rewrites the whole store, so the schedule sets the disk traffic.
+A commit happens when the job ends and, before that, when the pending bytes
+reach the store's size (at least :data:`MIN_COMMIT_BYTES`): the store at least
+doubles between commits, so all intermediate copies together write less than
+the final store. A job that announces how many clips are still to come
+(:meth:`StoreWriter.expect`) also skips an intermediate commit unless at least
+twice the new store's size is still to come (estimated from the mean shard
+size): otherwise the final commit is near and would copy it all again. So the
+last intermediate store is at most a third of the final one, and the writer
+writes the final size less than three times: once as shards (plus their HDF5
+overhead), at most two thirds of it in intermediate commits and once in the
+final commit (measured in ``experiments/bench_scale.py``).
 
 Every temporary-then-replace write (the new store, each shard, each commit)
 goes through :func:`preprocessing.files.atomic_path`.
@@ -37,12 +50,12 @@ import numpy as np
 from .constants import CLASSES
 from .errors import StoreError
 from .files import atomic_path, fsync_path, leftover_temporaries
-from .store import STORE_FORMAT, check_output_path, pending_dir, shard_paths
+from .store import STORE_FORMAT, check_output_path, fix_metadata_cache, pending_dir, shard_paths
 
 #: Commit pending shards once they hold at least this many bytes ...
 MIN_COMMIT_BYTES = 64 * 2**20
-#: ... and at least this share of the committed store's size.
-COMMIT_RATIO = 0.5
+#: ... and at least this share of the committed store's size (1.0: the store doubles).
+COMMIT_RATIO = 1.0
 
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 
@@ -71,6 +84,7 @@ class StoreWriter:
     def __init__(self, path, *, params, versions, audio_feature_names):
         self.path = check_output_path(path)
         self.params = dict(params)
+        self.audio_width = len(audio_feature_names) if audio_feature_names else None
         self._lock = self._acquire_lock()
         self.pending = pending_dir(self.path)
         try:
@@ -85,6 +99,10 @@ class StoreWriter:
             for leftover in stale:
                 leftover.unlink(missing_ok=True)
             self.done = self._committed_keys() | {key for key, kind in self._shard_keys() if kind == "clip"}
+            # bytes and count of pending shards, kept up to date instead of listing the folder per write
+            self._pending = {shard.name: shard.stat().st_size for shard in shard_paths(self.pending)}
+            self._pending_total = sum(self._pending.values())
+            self._remaining = None
         except BaseException:
             self._release_lock()
             raise
@@ -115,6 +133,7 @@ class StoreWriter:
                 if f.attrs.get("format") != STORE_FORMAT:
                     raise StoreError(f"{self.path}: exists but is not an EmoNet feature store")
                 stored = json.loads(f.attrs["params"])
+                stored_width = len(f["audio_feature_names"]) if "audio_feature_names" in f else None
         except OSError as exc:
             raise StoreError(f"{self.path}: exists but is not a readable HDF5 file ({exc})") from exc
         if stored != self.params:
@@ -122,6 +141,9 @@ class StoreWriter:
             detail = ", ".join(f"{k}: store has {stored.get(k)!r}, requested {self.params.get(k)!r}" for k in diff)
             raise StoreError(f"{self.path}: store was built with other extraction parameters ({detail}); "
                              f"use another --out file or the same parameters")
+        if self.audio_width is not None and stored_width not in (None, self.audio_width):
+            raise StoreError(f"{self.path}: store holds {stored_width} audio functionals per clip, this version "
+                             f"computes {self.audio_width} (an older EmoNet built it); use another --out file")
 
     def _create(self, versions, audio_feature_names):
         with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as f:
@@ -151,6 +173,14 @@ class StoreWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+    def expect(self, n_clips):
+        """Announce that ``n_clips`` more results (clips or failures) will be written in this job.
+
+        Lets the writer skip an intermediate commit shortly before the final one (see the
+        module docstring). Without it, commits follow the size rule alone.
+        """
+        self._remaining = int(n_clips)
 
     def write_clip(self, clip):
         """Persist one clip durably (as a pending shard); it is committed later.
@@ -182,17 +212,30 @@ class StoreWriter:
         self._write_shard(key, "failure", fill)
 
     def _write_shard(self, key, kind, fill):
-        name = hashlib.sha1(f"{kind}:{key}".encode()).hexdigest()[:20]
+        name = hashlib.sha1(f"{kind}:{key}".encode()).hexdigest()[:20] + ".h5"
         # the temporary name ends in ".tmp", not ".h5": a shard being written is never listed as one
-        with atomic_path(self.pending / f"{name}.h5", suffix="") as tmp, h5py.File(tmp, "w") as f:
-            f.attrs["key"] = key
-            f.attrs["kind"] = kind
-            fill(f)
-        if self._pending_bytes() >= max(MIN_COMMIT_BYTES, COMMIT_RATIO * self.path.stat().st_size):
+        with atomic_path(self.pending / name, suffix="") as tmp:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["key"] = key
+                f.attrs["kind"] = kind
+                fill(f)
+            size = tmp.stat().st_size
+        self._pending_total += size - self._pending.get(name, 0)
+        self._pending[name] = size
+        if self._remaining is not None:
+            self._remaining = max(0, self._remaining - 1)
+        if self._commit_due():
             self.commit()
 
-    def _pending_bytes(self):
-        return sum(s.stat().st_size for s in shard_paths(self.pending))
+    def _commit_due(self):
+        """True when the pending shards should be merged now (see the module docstring)."""
+        committed = self.path.stat().st_size
+        if self._pending_total < max(MIN_COMMIT_BYTES, COMMIT_RATIO * committed):
+            return False
+        if self._remaining is None:
+            return True
+        still_to_come = self._remaining * self._pending_total / max(1, len(self._pending))  # bytes, estimated
+        return still_to_come >= 2 * (committed + self._pending_total)
 
     def commit(self):
         """Merge pending shards into the store by atomic replacement (see module docstring).
@@ -208,10 +251,13 @@ class StoreWriter:
         with atomic_path(self.path) as tmp:
             shutil.copyfile(self.path, tmp)
             with h5py.File(tmp, "a") as dst:
+                fix_metadata_cache(dst)  # flat memory however many clips the store holds
                 _merge_shards(dst, shards)
         fsync_path(self.path.parent)
         for shard in shards:
             shard.unlink()
+            self._pending.pop(shard.name, None)
+        self._pending_total = sum(self._pending.values())
         return len(shards)
 
     def close(self):

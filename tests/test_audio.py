@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from preprocessing import audio
-from preprocessing.constants import FPS, HOP_LENGTH, N_MFCC, SAMPLE_RATE
+from preprocessing.audio_mel import logmel_names, logmel_statistics
+from preprocessing.constants import FPS, HOP_LENGTH, LEGACY_WIDTH, N_MFCC, SAMPLE_RATE
 from preprocessing.errors import ConfigError
 
 from conftest import CREMA_D
@@ -66,12 +67,25 @@ def test_names_match_vector_and_are_unique(n_mfcc):
     assert returned == names
     assert features.shape == (len(names),) and features.dtype == np.float32
     assert len(set(names)) == len(names)
-    assert len(names) == (3 * n_mfcc + 14) * len(audio.FUNCTIONALS) + 1
+    assert len(names) == (3 * n_mfcc + 14) * len(audio.FUNCTIONALS) + 1 + 320
 
 
-def test_default_vector_is_about_1500():
-    assert 1300 <= len(audio.feature_names()) <= 1700
-    assert len(audio.feature_names()) == 1475
+def test_default_vector_is_the_legacy_functionals_then_the_log_mel_statistics():
+    names = audio.feature_names()
+    assert len(names) == 1795 and names[LEGACY_WIDTH - 1] == "pitch_voiced_fraction"
+    assert names[LEGACY_WIDTH:] == logmel_names() and names[LEGACY_WIDTH] == "logmel00_mean"
+
+
+def test_log_mel_statistics_follow_the_spectrum():
+    """A 1 kHz tone: its band is the loudest on average and steady; noise bursts change fastest."""
+    t = np.arange(16000) / 16000
+    tone_stats = logmel_statistics((0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)).reshape(5, 64)
+    means, deltas = tone_stats[0], tone_stats[4]
+    loudest = int(np.argmax(means))
+    assert 20 <= loudest <= 35  # 1 kHz lies in the lower third of 64 mel bands from 50 Hz to 8 kHz
+    bursts = noise(seconds=1.0) * np.repeat(np.tile([1.0, 0.0], 10), 800).astype(np.float32)
+    burst_deltas = logmel_statistics(bursts).reshape(5, 64)[4]
+    assert np.median(burst_deltas) > 3 * np.median(deltas)  # measured 3.4 against 0.7 (the tone moves only at its ends)
 
 
 @pytest.mark.parametrize("name", [
@@ -96,7 +110,7 @@ def test_silent_functionals_is_zero_vector_of_the_right_length():
 @pytest.mark.parametrize("kind", list(SIGNALS))
 def test_functionals_finite_for_any_signal(kind):
     features, _ = audio.audio_functionals(SIGNALS[kind]())
-    assert features.shape == (1475,) and np.all(np.isfinite(features))
+    assert features.shape == (1795,) and np.all(np.isfinite(features))
 
 
 def test_functionals_are_deterministic():

@@ -31,7 +31,7 @@ def test_legacy_run_predicts_as_before(tmp_path, capsys):
         assert row["emotion"] == old["emotion"]
         assert row["has_audio"] == old["has_audio"] and row["face_rate"] == pytest.approx(old["face_rate"])
         for emotion, p in old["probabilities"].items():  # the CLI's JSON now has one field per class
-            assert row[emotion] == pytest.approx(p, abs=1e-5)
+            assert row[emotion] == pytest.approx(p, abs=1e-3)  # face tracking (issue 11) moves the crops slightly
 
 
 def test_legacy_run_evaluates(tmp_path, capsys):

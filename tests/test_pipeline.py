@@ -27,6 +27,7 @@ from emonet.inference.trained_run import TrainedRun
 from emonet.nn.io import load_model
 from emonet.training.context import RunContext
 from emonet.training.trainer import train
+from preprocessing.audio import feature_names
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError
 from preprocessing.media import ffmpeg_binary
@@ -522,7 +523,7 @@ def test_base_model_classifies_a_still_with_the_frame_cnn_and_the_photo_prior(ba
     with FeatureStore(store) as st:
         crops = st.clip(SplitTable(st, "val").keys[0])["faces"][()]
     one = base.encode_faces(crops[:1])
-    silent = np.zeros((1, 1475))  # no audio: the fusion head uses the video branch alone
+    silent = np.zeros((1, len(feature_names())))  # no audio: the fusion head uses the video branch alone
     still = base.predict([one], silent, np.zeros(1, bool))[0]
     # the frame CNN's probabilities times exp(photo prior bias), renormalised, up to the pools' 1e-4 floor
     bias = np.array([parts["photo_prior_bias"][c] for c in CLASSES])

@@ -221,14 +221,16 @@ def test_arrays_decoded_as_a_file_predict_as_that_file(shipped):
 def test_full_size_frames_predict_close_to_the_file(shipped):
     """480x360 frames are shrunk here by OpenCV (area averaging), in a file by ffmpeg (bicubic): crops differ a little.
 
-    Measured on HAP, SAD, FEA: largest probability difference 0.024, 0.006, 0.017; same top emotion.
+    Measured on HAP, SAD, FEA: largest probability difference 0.024, 0.006, 0.017; same top emotion. The guided
+    face search (issue 11) looks near the previous box at a scale set by the frame size, so boxes move a few
+    pixels more: 0.085 on SAD.
     """
     from_file = shipped.predict(SAD)[0]
     frames = media.decode_frames(SAD, max_side=None)
     assert frames.shape[1:] == (360, 480, 3)
     from_arrays = shipped.predict(frames=frames, audio=media.decode_audio(SAD))[0]
     assert from_arrays["emotion"] == from_file["emotion"]
-    assert probabilities(from_arrays) == pytest.approx(probabilities(from_file), abs=0.05)
+    assert probabilities(from_arrays) == pytest.approx(probabilities(from_file), abs=0.12)
 
 
 def test_one_frame_is_a_photo_and_silent_audio_is_no_audio(shipped):

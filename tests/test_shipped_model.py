@@ -9,6 +9,7 @@ import pytest
 from emonet.cli import main
 from emonet.inference.trained_run import SHIPPED_MODEL_DIR, TrainedRun, shipped_model_dir
 from emonet.training.base_model import SHIPPED_FILES
+from preprocessing.audio import feature_names
 from preprocessing.constants import CLASSES
 
 from conftest import CREMA_D
@@ -30,7 +31,7 @@ def test_the_package_ships_the_model_with_its_card_and_under_25_mb():
 def test_the_shipped_model_loads_in_safe_mode_as_a_fusion_run():
     run = TrainedRun(SHIPPED_MODEL_DIR)  # emonet.nn.io.load_model: safe_mode=True
     assert run.mode == "fusion" and run.frame_encoder is not None and run.reducer is not None
-    proba = run.predict([np.zeros((0, run.frame_encoder.output_shape[-1]), np.float32)], np.zeros((1, 1475)),
+    proba = run.predict([np.zeros((0, run.frame_encoder.output_shape[-1]), np.float32)], np.zeros((1, len(feature_names()))),
                         np.zeros(1, bool))
     assert proba.shape == (1, 7) and np.isclose(proba.sum(), 1.0, atol=1e-4)
 

@@ -169,3 +169,42 @@ def test_kill_9_at_any_moment_leaves_a_readable_store_and_resume_completes(tmp_p
         for i in (0, 199, 399):
             np.testing.assert_array_equal(s.clip(clip(i).key)["faces"][()], clip(i, n_frames=40).arrays["faces"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.h5", "f.h5.lock"]  # no temporary copy is left
+
+
+def _write_bytes():
+    """Bytes this process has caused to be written to storage so far (Linux /proc/self/io)."""
+    with open("/proc/self/io") as f:
+        return int(dict(line.split(": ") for line in f.read().splitlines())["write_bytes"])
+
+
+def test_commit_copies_keep_bytes_written_under_three_times_the_store(tmp_path, monkeypatch):
+    """Every commit rewrites the store: the schedule must keep shards + copies <= 3x the final size."""
+    from preprocessing import store_writer
+    if not os.path.exists("/proc/self/io"):
+        pytest.skip("needs Linux /proc/self/io")
+    monkeypatch.setattr(store_writer, "MIN_COMMIT_BYTES", 256 * 1024)  # many commits on a 10 MB store
+    path, n = tmp_path / "f.h5", 150
+    before = _write_bytes()
+    with writer(path) as w:
+        w.expect(n)
+        for i in range(n):
+            faces = np.random.default_rng(i).integers(0, 255, (20, 32, 32, 3), dtype=np.uint8)  # 61 KB, incompressible
+            w.write_clip(ClipFeatures(key=f"c{i:03d}", arrays={"faces": faces}, attrs={"label": "Sad"}))
+            if i == n // 2:
+                with FeatureStore(path) as s:
+                    assert len(s) > 0   # intermediate commits still happen
+    written = _write_bytes() - before
+    if written == 0:
+        pytest.skip("write_bytes not accounted on this file system")
+    with FeatureStore(path) as s:
+        assert len(s) == n
+    assert written <= 3.0 * path.stat().st_size, (written, path.stat().st_size)
+
+
+def test_a_store_with_another_audio_vector_width_is_refused_by_name(tmp_path):
+    """A store of 1,475 functionals (before the log-mel statistics) is not appended to with 1,795."""
+    path = tmp_path / "old.h5"
+    with StoreWriter(path, params={"fps": 25}, versions={}, audio_feature_names=[f"f{i}" for i in range(1475)]):
+        pass
+    with pytest.raises(StoreError, match=r"old\.h5: store holds 1475 audio functionals per clip, this version computes 1795"):
+        StoreWriter(path, params={"fps": 25}, versions={}, audio_feature_names=[f"f{i}" for i in range(1795)])

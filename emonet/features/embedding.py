@@ -6,6 +6,7 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
+from preprocessing.constants import LEGACY_WIDTH
 from preprocessing.files import atomic_path
 
 from emonet.features.frames import prepare_faces
@@ -61,9 +62,22 @@ class ReducedAudio(NamedTuple):
 
 
 def reduce_audio(reducer, functionals, has_audio):
-    """Audio functionals (n, D) -> reduced (n, d) float32; rows without audio are zeros (the training mean)."""
-    reduced = reducer.transform(np.asarray(functionals, np.float64)).astype(np.float32)
-    reduced[~np.asarray(has_audio, bool)] = 0.0
+    """Audio functionals (n, D) -> reduced (n, d) float32; rows without audio are zeros (the training mean).
+
+    A reducer fitted on the 1,475 functionals of older stores (``n_features_in_ ==
+    LEGACY_WIDTH``) reads the first 1,475 of today's 1,795: the log-mel statistics were
+    appended, so that prefix is the same vector. Rows of an older store are fine when none
+    of them has audio (photos, silent clips); otherwise the reducer names the mismatch.
+    """
+    functionals = np.asarray(functionals, np.float64)
+    has_audio = np.asarray(has_audio, bool)
+    expected = getattr(reducer, "n_features_in_", None)
+    if functionals.ndim == 2 and expected == LEGACY_WIDTH < functionals.shape[1]:
+        functionals = functionals[:, :LEGACY_WIDTH]
+    elif functionals.ndim == 2 and expected is not None and functionals.shape[1] < expected and not has_audio.any():
+        functionals = np.zeros((len(functionals), expected))  # an older store's photos or silent clips: no audio
+    reduced = reducer.transform(functionals).astype(np.float32)
+    reduced[~has_audio] = 0.0
     return reduced
 
 
