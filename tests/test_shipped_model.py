@@ -64,3 +64,26 @@ def test_evaluate_with_the_shipped_model_writes_into_the_working_folder(tmp_path
     assert (out / "eval_crema_d_features.h5").is_file()
     assert sorted(p.name for p in SHIPPED_MODEL_DIR.iterdir()) == before
     assert "UAR" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_store_of_the_older_audio_width_is_named_when_the_model_needs_more(tmp_path, capsys):
+    """A store whose clips hold the 1,475 functionals of older versions (made here by cutting a fresh
+    store's vectors to that width) is refused in one line that names it, before any model call."""
+    import h5py
+
+    from preprocessing.constants import LEGACY_WIDTH
+    store = tmp_path / "older.h5"
+    assert main(["extract", str(CREMA_D), "--layout", "crema_d", "--out", str(store), "--no-progress"]) == 0
+    with h5py.File(store, "a") as f:
+        names = f["audio_feature_names"][:LEGACY_WIDTH]
+        del f["audio_feature_names"]
+        f.create_dataset("audio_feature_names", data=names, dtype=h5py.string_dtype())
+        for clip in f["clips"].values():
+            older = clip["audio_functionals"][:LEGACY_WIDTH]
+            del clip["audio_functionals"]
+            clip.create_dataset("audio_functionals", data=older)
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(store), "--out", str(tmp_path / "eval")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "older.h5: holds 1475 audio functionals per clip, the model reads 1795" in err[0]

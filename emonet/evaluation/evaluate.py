@@ -133,6 +133,11 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
         if not len(table):
             raise ConfigError(f"{store.path}: no labelled clips in split {split!r} to evaluate on")
         functionals = audio_matrix(store, table.keys)
+        expected = getattr(run.reducer, "n_features_in_", None) if run.needs_audio else None
+        if expected is not None and functionals.shape[1] < expected and np.any(table.has_audio):
+            raise ConfigError(f"{store.path}: holds {functionals.shape[1]} audio functionals per clip, the model "
+                              f"reads {expected} (an older EmoNet extracted it); evaluate on the clip folder or "
+                              f"extract it again to a new store")
         embeddings = run.store_embeddings(store, table.keys)
         reports = {}
         candidates = [("model", run.mode)] + run_folder.ablation_models()
