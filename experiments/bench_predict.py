@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from emonet.experiment.rundir import git_commit
 from preprocessing.extraction import library_versions
 from preprocessing.files import atomic_write_text
 from preprocessing.media import ffmpeg_binary
@@ -80,24 +81,6 @@ def timed(cmd, partial=None):
         raise SystemExit(f"bench_predict: {' '.join(cmd[1:3])} ... exited {proc.returncode}: "
                          f"{proc.stderr.read().decode(errors='replace')[-400:]}")
     return seconds, first
-
-
-def git_commit():
-    """The checked-out commit, read from .git without running git (None outside a checkout)."""
-    git = REPO / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head
-        ref = head[5:]
-        if (git / ref).is_file():
-            return (git / ref).read_text().strip()
-        for line in (git / "packed-refs").read_text().splitlines():
-            if line.endswith(" " + ref):
-                return line.split()[0]
-    except OSError:
-        return None
-    return None
 
 
 def main():
@@ -147,7 +130,7 @@ def main():
     best = max(WORKERS, key=lambda w: prediction[str(w)]["clips_per_second"])
     record = {
         "what": "emonet predict over many clips: serial vs helper processes extracting while the model classifies",
-        "commit": git_commit(),  # the working tree measured may differ from it
+        "commit": git_commit(),  # "-dirty" when the working tree measured had local changes
         "clips": {"set": description, "count": len(paths), "footage_seconds": round(footage, 1)},
         "batch_size": BATCH_SIZE,
         "repeats": args.repeats,

@@ -41,6 +41,7 @@ import threading
 import time
 from pathlib import Path
 
+from emonet.experiment.rundir import git_commit
 from preprocessing.extraction import library_versions
 from preprocessing.files import atomic_write_text
 from preprocessing.media import ffmpeg_binary, probe
@@ -163,24 +164,6 @@ def measure(video, footage, repeats, folder, *, kinds=("timeline",)):
     if "timeline_serial" in result and (outs["timeline"].read_text() != outs["timeline_serial"].read_text()):
         raise SystemExit("bench_timeline: the timeline with helper processes differs from the one without")
     return result
-
-
-def git_commit():
-    """The checked-out commit, read from .git without running git (None outside a checkout)."""
-    git = REPO / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head
-        ref = head[5:]
-        if (git / ref).is_file():
-            return (git / ref).read_text().strip()
-        for line in (git / "packed-refs").read_text().splitlines():
-            if line.endswith(" " + ref):
-                return line.split()[0]
-    except OSError:
-        return None
-    return None
 
 
 def main():
