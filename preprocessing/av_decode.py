@@ -33,6 +33,7 @@ import numpy as np
 from . import media
 from .constants import FPS, SAMPLE_RATE
 from .errors import MediaError
+from .pipes import pump_stdout
 from .truncation import MIN_AUDIO_SECONDS, MIN_FRAMES, TRUNCATION_RATIO, judge_damage
 
 #: True where an extra pipe can be handed to ffmpeg (``subprocess.Popen(pass_fds=...)``, POSIX).
@@ -162,19 +163,9 @@ def _run_with_audio_pipe(command, chunk_bytes, consume):
     errors, samples = [], []
     readers = [threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True),
                threading.Thread(target=lambda: samples.append(_read_all(read_audio)), daemon=True)]
-    for reader in readers:
-        reader.start()
     try:
-        while True:
-            buf = proc.stdout.read(chunk_bytes)
-            if len(buf) < chunk_bytes:
-                break
-            consume(buf)
+        returncode = pump_stdout(proc, chunk_bytes, consume, readers)
     finally:
-        proc.stdout.close()
-        returncode = proc.wait()
-        for reader in readers:
-            reader.join()
         os.close(read_audio)
     return returncode, b"".join(errors).decode("utf-8", "replace"), b"".join(samples)
 

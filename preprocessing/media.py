@@ -35,6 +35,7 @@ import numpy as np
 
 from .constants import FPS, SAMPLE_RATE
 from .errors import ConfigError, MediaError
+from .pipes import run_streaming
 from .probe import FFMPEG_ENV, MediaInfo, check_readable, ffmpeg_binary, ffmpeg_cause, probe
 from .truncation import MIN_AUDIO_SECONDS, MIN_DECODED_SHARE, MIN_FRAMES, TRUNCATION_RATIO, judge_damage
 
@@ -246,36 +247,6 @@ def decode_audio(path, *, sample_rate=SAMPLE_RATE, info=None, max_seconds=None, 
     judge_damage(path, "audio", len(y) / sample_rate, expected, returncode=proc.returncode,
                  stderr=proc.stderr.decode("utf-8", "replace"), notes=notes, minimum=minimum, slack=0.1, unit="s")
     return y
-
-
-def run_streaming(cmd, chunk_bytes, consume):
-    """Run ``cmd``, handing each ``chunk_bytes`` block of stdout to ``consume``.
-
-    stderr is drained by a thread so a chatty ffmpeg can never block the pipe.
-
-    Returns
-    -------
-    returncode : int
-        ffmpeg's exit status.
-    stderr : str
-        ffmpeg's error output.
-    """
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    errors = []
-    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
-    drain.start()
-    try:
-        while True:
-            buf = proc.stdout.read(chunk_bytes)
-            if len(buf) < chunk_bytes:
-                break
-            consume(buf)
-    finally:
-        proc.stdout.close()
-        returncode = proc.wait()
-        drain.join()
-    return returncode, b"".join(errors).decode("utf-8", "replace")
-
 
 
 def iter_frames(path, *, fps=FPS, max_side=320, size=None, block=1, info=None):
