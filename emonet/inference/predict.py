@@ -20,7 +20,6 @@ classified and ``--resume`` finishes it.
 """
 
 import csv
-import dataclasses
 import io
 import json
 import logging
@@ -115,9 +114,8 @@ def display_names(clips):
 
 def prediction_params(run):
     """Extraction settings for classifying clips with a :class:`TrainedRun`: the run's own, no speed copies."""
-    from preprocessing.extraction import ExtractParams
-    # the speed-perturbed copies of extract.audio_speeds are training material only
-    return dataclasses.replace(ExtractParams(**run.extract_params), audio_speeds=())
+    from emonet.inference.runtime import params_for_prediction
+    return params_for_prediction(run.extract_params)
 
 
 def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None, on_batch=None, workers=0):

@@ -115,15 +115,17 @@ def shipped_model_dir():
     return SHIPPED_MODEL_DIR
 
 
-def folder_prediction_params(folder):
-    """Extraction settings for classifying clips with the run in ``folder`` (no model loaded, no TensorFlow).
+def params_for_prediction(extract_settings):
+    """Extraction settings (an ``ExtractParams``) for classifying clips with a run trained on ``extract_settings``.
 
-    The run's own ``extract`` settings without the speed-perturbed copies of
-    ``extract.audio_speeds`` (training material only); the same as
-    :func:`emonet.inference.predict.prediction_params` of the loaded run.
+    ``extract_settings`` is the run's ``extract`` section as a dict; the speed-perturbed copies of
+    ``extract.audio_speeds`` are training material only, so they are dropped.
     """
     from preprocessing.extraction import ExtractParams
+    return dataclasses.replace(ExtractParams(**extract_settings), audio_speeds=())
 
+
+def folder_prediction_params(folder):
+    """:func:`params_for_prediction` of the run in ``folder``, read without loading its model (no TensorFlow)."""
     from emonet.experiment.rundir import RunDir
-    config = RunDir(folder).config
-    return dataclasses.replace(ExtractParams(**dataclasses.asdict(config.extract)), audio_speeds=())
+    return params_for_prediction(dataclasses.asdict(RunDir(folder).config.extract))
