@@ -369,7 +369,7 @@ def process_record(record, params):
     """
     try:
         with threadpool_limits(limits=1):  # one BLAS thread per worker: workers are the parallelism
-            arrays, attrs, notes = extract_clip(record.path, params, detector=_worker_detector(params.detector),
+            arrays, attrs, notes = extract_clip(record.path, params, detector=process_detector(params.detector),
                                                 face_crop=record.face_crop, row_offset=record.row_offset)
     except EmonetError as exc:  # its message already names the file
         return _failed(record, str(exc))
@@ -390,6 +390,6 @@ def _failed(record, reason):
 
 
 @functools.lru_cache(maxsize=None)
-def _worker_detector(name):
-    """One detector per worker process (models load once, not once per clip)."""
+def process_detector(name):
+    """This process's face detector called ``name``, made once per process (models load once, not once per clip)."""
     return faces.make_detector(name)

@@ -35,9 +35,10 @@ import numpy as np
 
 from preprocessing import media
 from preprocessing.constants import SAMPLE_RATE
+from preprocessing.extraction import process_detector
 from preprocessing.faces import crop_faces
 
-from emonet.inference.workers import StreamHelper, cached_detector
+from emonet.inference.workers import StreamHelper
 
 #: Sampled frames tracked and embedded per step, rounded up to a multiple of the detection stride.
 FRAMES_PER_STEP = 64
@@ -163,7 +164,7 @@ def video_steps(path, *, rate, size, scale, params, info=None, detector=None):
     """
     every = detection_stride(rate, params.detect_every)
     step, context = step_frames(rate, params.detect_every), every * math.ceil(TRACK_CONTEXT / every)
-    detector = CachedDetector(detector if detector is not None else cached_detector(params.detector))
+    detector = CachedDetector(detector if detector is not None else process_detector(params.detector))
     factors = np.array([scale[0], scale[1], scale[0], scale[1]], np.float32)
     blocks = media.iter_frames(path, fps=rate, size=size, block=FRAMES_PER_STEP, info=info)
     images, image_start, done, exhausted = None, 0, 0, False   # frames kept: indices image_start...

@@ -73,17 +73,6 @@ def _ignore_sigint():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-_DETECTORS = {}
-
-
-def cached_detector(name):
-    """This process's face detector called ``name`` (made once per process)."""
-    if name not in _DETECTORS:
-        from preprocessing.faces import make_detector
-        _DETECTORS[name] = make_detector(name)
-    return _DETECTORS[name]
-
-
 _PARAMS = {}
 
 
@@ -118,10 +107,10 @@ def extraction_outcome(path, params, detector=None):
         list of str. A clip that cannot be decoded gives its reason instead (only
         :class:`EmonetError`; anything else is a bug and raises).
     """
-    from preprocessing.extraction import extract_clip
+    from preprocessing.extraction import extract_clip, process_detector
     params = resolved_params(params)
     try:
-        arrays, attrs, notes = extract_clip(path, params, detector=detector or cached_detector(params.detector))
+        arrays, attrs, notes = extract_clip(path, params, detector=detector or process_detector(params.detector))
     except EmonetError as exc:
         return "error", one_line(str(exc), 400)
     arrays = {k: arrays[k] for k in ("faces", "audio_functionals")}
