@@ -16,7 +16,6 @@ Examples
 """
 
 import dataclasses
-import functools
 import json
 import platform
 import subprocess
@@ -369,7 +368,7 @@ def process_record(record, params):
     """
     try:
         with threadpool_limits(limits=1):  # one BLAS thread per worker: workers are the parallelism
-            arrays, attrs, notes = extract_clip(record.path, params, detector=process_detector(params.detector),
+            arrays, attrs, notes = extract_clip(record.path, params, detector=faces.process_detector(params.detector),
                                                 face_crop=record.face_crop, row_offset=record.row_offset)
     except EmonetError as exc:  # its message already names the file
         return _failed(record, str(exc))
@@ -387,9 +386,3 @@ def failure_result(record, cause):
 def _failed(record, reason):
     """The failure tuple of ``record`` with its one-line ``reason`` (at most 400 characters)."""
     return ("failed", clip_key(record.relpath), record.relpath, str(record.path), one_line(reason, 400))
-
-
-@functools.lru_cache(maxsize=None)
-def process_detector(name):
-    """This process's face detector called ``name``, made once per process (models load once, not once per clip)."""
-    return faces.make_detector(name)

@@ -55,6 +55,7 @@ Examples
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -221,6 +222,12 @@ def make_detector(name):
     if name == "mtcnn":
         return MtcnnDetector()
     raise ConfigError(f"detector: must be one of {', '.join(DETECTORS)}; received {name!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def process_detector(name):
+    """This process's face detector called ``name``, made once per process (models load once, not once per clip)."""
+    return make_detector(name)
 
 
 @dataclasses.dataclass

@@ -35,8 +35,7 @@ import numpy as np
 
 from preprocessing import media
 from preprocessing.constants import SAMPLE_RATE
-from preprocessing.extraction import process_detector
-from preprocessing.faces import crop_faces
+from preprocessing.faces import crop_faces, process_detector
 
 from emonet.inference.workers import StreamHelper
 

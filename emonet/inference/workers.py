@@ -107,7 +107,8 @@ def extraction_outcome(path, params, detector=None):
         list of str. A clip that cannot be decoded gives its reason instead (only
         :class:`EmonetError`; anything else is a bug and raises).
     """
-    from preprocessing.extraction import extract_clip, process_detector
+    from preprocessing.extraction import extract_clip
+    from preprocessing.faces import process_detector
     params = resolved_params(params)
     try:
         arrays, attrs, notes = extract_clip(path, params, detector=detector or process_detector(params.detector))
