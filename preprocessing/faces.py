@@ -137,16 +137,22 @@ class HaarDetector(FaceDetector):
 
     def _best_box(self, image):
         import cv2
-        if self._cascades is None:
-            self._cascades = self._load()
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
         side = int(MIN_FACE_FRACTION * min(grey.shape))
+        return self._largest_face(grey, side)
+
+    def _largest_face(self, grey, min_side, max_side=None):
+        """The largest face ``(x, y, w, h)`` in px of ``grey`` found by the first cascade that finds any, or None."""
+        if self._cascades is None:
+            self._cascades = self._load()
+        sizes = {"minSize": (min_side, min_side)}
+        if max_side is not None:
+            sizes["maxSize"] = (max_side, max_side)
         for cascade in self._cascades:
-            boxes = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
+            boxes = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, **sizes)
             if len(boxes):
                 return max(boxes, key=lambda b: b[2] * b[3])
         return None
-
 
     def detect_near(self, image, box):
         """Face box ``(x0, y0, x1, y1)`` float32 in pixels near a previous ``box``, or None: the cheap re-detection.
@@ -173,23 +179,19 @@ class HaarDetector(FaceDetector):
         scale = min(1.0, GUIDE_FACE_SIDE / side)
         if min(right - left, bottom - top) * scale < GUIDE_SCALES[0] * GUIDE_FACE_SIDE:
             return None
-        if self._cascades is None:
-            self._cascades = self._load()
         grey = cv2.cvtColor(image[top:bottom, left:right], cv2.COLOR_RGB2GRAY)
         if scale < 1:
             grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         grey = cv2.equalizeHist(grey)
         low, high = int(GUIDE_SCALES[0] * side * scale), int(np.ceil(GUIDE_SCALES[1] * side * scale))
-        for cascade in self._cascades:
-            found = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(low, low),
-                                             maxSize=(high, high))
-            if len(found):
-                x, y, w, h = (float(v) for v in max(found, key=lambda b: b[2] * b[3]))
-                shrink = GUIDE_SIZE_BIAS if scale < 1 else 1.0
-                cx, cy, half_w, half_h = x + w / 2, y + h / 2, w / 2 / shrink, h / 2 / shrink
-                return np.array([left + (cx - half_w) / scale, top + (cy - half_h) / scale,
-                                 left + (cx + half_w) / scale, top + (cy + half_h) / scale], np.float32)
-        return None
+        found = self._largest_face(grey, low, high)
+        if found is None:
+            return None
+        x, y, w, h = (float(v) for v in found)
+        shrink = GUIDE_SIZE_BIAS if scale < 1 else 1.0
+        cx, cy, half_w, half_h = x + w / 2, y + h / 2, w / 2 / shrink, h / 2 / shrink
+        return np.array([left + (cx - half_w) / scale, top + (cy - half_h) / scale,
+                         left + (cx + half_w) / scale, top + (cy + half_h) / scale], np.float32)
 
 
 class MtcnnDetector(FaceDetector):
