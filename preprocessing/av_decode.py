@@ -32,9 +32,8 @@ import numpy as np
 
 from . import media
 from .constants import FPS, SAMPLE_RATE
-from .errors import MediaError
 from .pipes import pump_stdout
-from .truncation import MIN_AUDIO_SECONDS, MIN_FRAMES, TRUNCATION_RATIO, judge_damage
+
 
 #: True where an extra pipe can be handed to ffmpeg (``subprocess.Popen(pass_fds=...)``, POSIX).
 SINGLE_PROCESS = os.name == "posix"
@@ -124,17 +123,11 @@ def decode_clip(path, *, max_side=320, size=None, max_frames=None, sample_rate=S
             cmd=media.ffmpeg_binary())
 
     returncode, stderr, samples = _run_with_audio_pipe(command, width * height * 3, picker.offer)
-    judge_damage(path, "video", picker.position, expected, returncode=returncode, stderr=stderr, notes=notes,
-                 minimum=MIN_FRAMES, slack=2, unit="frames")
-    if not picker.frames:
-        raise MediaError(f"{path}: no video frame could be decoded ({media.ffmpeg_cause(stderr) or 'empty stream'})")
-    frames = np.stack([np.frombuffer(buf, np.uint8).reshape(height, width, 3) for buf in picker.frames])
-    y = np.frombuffer(samples[:len(samples) // 4 * 4], dtype="<f4").astype(np.float32)
-    seconds = info.duration
-    minimum = MIN_AUDIO_SECONDS if seconds is None else min(MIN_AUDIO_SECONDS, TRUNCATION_RATIO * seconds)
-    judge_damage(path, "audio", len(y) / sample_rate, seconds, returncode=returncode, stderr=stderr, notes=notes,
-                 minimum=minimum, slack=0.1, unit="s")
-    return DecodedClip(info, frames, np.asarray(picker.index, dtype=np.int32), y, processes=1)
+    frames, index = media.judged_frames(path, picker, expected, (width, height), returncode=returncode,
+                                        stderr=stderr, notes=notes)
+    y = media.judged_audio(path, samples, info.duration, sample_rate, returncode=returncode, stderr=stderr,
+                           notes=notes)
+    return DecodedClip(info, frames, index, y, processes=1)
 
 
 def _run_with_audio_pipe(command, chunk_bytes, consume):

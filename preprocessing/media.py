@@ -42,7 +42,7 @@ from .truncation import MIN_AUDIO_SECONDS, MIN_DECODED_SHARE, MIN_FRAMES, TRUNCA
 __all__ = [
     "FFMPEG_ENV", "MIN_AUDIO_SECONDS", "MIN_DECODED_SHARE", "MIN_FRAMES", "TRUNCATION_RATIO", "MediaInfo",
     "FramePicker", "check_readable", "decode_audio", "decode_frames", "decode_frames_with_index", "ffmpeg_binary", "ffmpeg_cause", "iter_audio", "iter_frames", "output_size", "probe",
-    "rgb_output", "run_streaming", "uniform_indices", "video_output",
+    "judged_audio", "judged_frames", "rgb_output", "run_streaming", "uniform_indices", "video_output",
 ]
 
 def output_size(width, height, max_side):
@@ -135,10 +135,21 @@ def decode_frames_with_index(path, *, max_side=320, size=None, max_frames=None, 
     expected = None if info.duration is None else int(round(info.duration * FPS))
     picker = FramePicker(max_frames, expected)
     returncode, stderr = run_streaming(stream.compile(cmd=ffmpeg_binary()), frame_bytes, picker.offer)
+    return judged_frames(path, picker, expected, (width, height), returncode=returncode, stderr=stderr, notes=notes)
+
+
+def judged_frames(path, picker, expected, size, *, returncode, stderr, notes):
+    """The frames a :class:`FramePicker` kept, as (frames (T, H, W, 3) uint8, index (T,) int32), once judged.
+
+    ``expected`` frames were promised (None: unknown), ``size`` is (width, height) in px; a cut-short
+    stream gets a note, too little of a damaged one or no frame at all is a :class:`MediaError`
+    (:func:`preprocessing.truncation.judge_damage`).
+    """
     judge_damage(path, "video", picker.position, expected, returncode=returncode, stderr=stderr, notes=notes,
                  minimum=MIN_FRAMES, slack=2, unit="frames")
     if not picker.frames:
         raise MediaError(f"{path}: no video frame could be decoded ({ffmpeg_cause(stderr) or 'empty stream'})")
+    width, height = size
     frames = np.stack([np.frombuffer(buf, np.uint8).reshape(height, width, 3) for buf in picker.frames])
     return frames, np.asarray(picker.index, dtype=np.int32)
 
@@ -240,12 +251,21 @@ def decode_audio(path, *, sample_rate=SAMPLE_RATE, info=None, max_seconds=None, 
         .global_args("-nostdin", "-v", "error")
     )
     proc = subprocess.run(stream.compile(cmd=ffmpeg_binary()), capture_output=True, timeout=600)
-    usable = len(proc.stdout) // 4 * 4
-    y = np.frombuffer(proc.stdout[:usable], dtype="<f4").astype(np.float32)
     expected = info.duration if max_seconds is None or info.duration is None else min(info.duration, max_seconds)
+    return judged_audio(path, proc.stdout, expected, sample_rate, returncode=proc.returncode,
+                        stderr=proc.stderr.decode("utf-8", "replace"), notes=notes)
+
+
+def judged_audio(path, raw, expected, sample_rate, *, returncode, stderr, notes):
+    """ffmpeg's f32le bytes ``raw`` as mono float32 samples (N,), once judged against ``expected`` seconds.
+
+    A trailing partial sample is dropped; a cut-short stream gets a note, too little of a
+    damaged one is a :class:`MediaError` (:func:`preprocessing.truncation.judge_damage`).
+    """
+    y = np.frombuffer(raw[:len(raw) // 4 * 4], dtype="<f4").astype(np.float32)
     minimum = MIN_AUDIO_SECONDS if expected is None else min(MIN_AUDIO_SECONDS, TRUNCATION_RATIO * expected)
-    judge_damage(path, "audio", len(y) / sample_rate, expected, returncode=proc.returncode,
-                 stderr=proc.stderr.decode("utf-8", "replace"), notes=notes, minimum=minimum, slack=0.1, unit="s")
+    judge_damage(path, "audio", len(y) / sample_rate, expected, returncode=returncode, stderr=stderr, notes=notes,
+                 minimum=minimum, slack=0.1, unit="s")
     return y
 
 
