@@ -41,6 +41,10 @@ def test_defaults_and_relative_paths(tmp_path):
     ({"data": {"root": "x", "mix_from": 1}}, r"data.mix_from must be a number in \[0, 1\)"),
     ({"data": {"root": "x", "mix_share": 1.0}}, r"data.mix_share must be a number in \(0, 1\)"),
     ({"data": {"root": "x", "mix_store": "lab_faces/"}}, "data.mix_store must be the path of a .h5 feature store"),
+    ({"data": {"root": "x"}, "model": {"audio_units": []}},
+     r"model.audio_units must be a non-empty list of positive integers \(layer sizes\); received \[\]"),
+    ({"data": {"root": "x"}, "model": {"head_units": [64, 0]}},
+     r"model.head_units must be a list of positive integers \(layer sizes\); received \[64, 0\]"),
     ("data: [unclosed", "not valid YAML"),
 ])
 def test_bad_configs_are_one_line_errors(tmp_path, data, match):

@@ -354,8 +354,8 @@ def test_video_mode_learns_labels_carried_by_real_frames_only():
      r"^build_emonet: n_frames must be an integer >= 1; received: 0$"),
     (build_emonet, {"head_dropout": 1.0},
      r"^build_emonet: head_dropout must be a number in \[0, 1\); received: 1\.0$"),
-    (build_emonet, {"head_units": ()},
-     r"^build_emonet: head_units must be a non-empty sequence of positive integers; received: \(\)$"),
+    (build_emonet, {"head_units": (64, 0)},
+     r"^build_emonet: head_units must be a sequence of positive integers; received: \(64, 0\)$"),
     (build_emonet, {"mode": "audio", "frame_encoder": "fe"},
      r"^build_emonet: frame_encoder is only used with video_input='frames' and a video branch; "
      r"received: mode='audio', video_input='frames'$"),

@@ -64,12 +64,13 @@ def _corpus(root, *, label_in):
     return root
 
 
-def _config(tmp, root, mode, name, *, train_overrides=None):
+def _config(tmp, root, mode, name, *, train_overrides=None, model_overrides=None):
     cfg = {
         "seed": 0, "name": name, "output_dir": str(tmp / "runs"),
         "data": {"root": str(root), "layout": "afew", "store": str(tmp / f"{name}.h5"), "workers": 2},
         "extract": {"crop_size": 32, "max_frames": 40},
-        "model": {"mode": mode, "image_size": 32, "n_frames": 6, "lstm_units": 16, "audio_dim": 32},
+        "model": {"mode": mode, "image_size": 32, "n_frames": 6, "lstm_units": 16, "audio_dim": 32,
+                  **(model_overrides or {})},
         "train": {"frame_epochs": 6, "frames_per_clip": 8, "epochs": 40, "patience": 0, "batch_size": 8,
                   "learning_rate": 3e-3, **(train_overrides or {})},
         "smoke": {"train": {"frame_epochs": 1, "epochs": 1}},
@@ -91,10 +92,11 @@ def video_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def audio_run(tmp_path_factory):
-    """An audio-only run on the corpus whose label is only in the sound."""
+    """An audio-only run on the corpus whose label is only in the sound: one hidden layer, no head layers."""
     tmp = tmp_path_factory.mktemp("audio_corpus")
     root = _corpus(tmp / "data", label_in="audio")
-    run_dir = train(load_config(_config(tmp, root, "audio", "tones")))
+    shape = {"audio_units": [24], "head_units": []}
+    run_dir = train(load_config(_config(tmp, root, "audio", "tones", model_overrides=shape)))
     return run_dir, root
 
 
@@ -103,6 +105,10 @@ def test_label_only_in_audio_is_learned_by_the_audio_model(audio_run):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["mode"] == "audio" and metrics["n"] == 4 * N_VAL
     assert metrics["uar"] >= 0.75  # chance: 0.25
+    model = load_model(run_dir / "model.keras", compile=False)
+    dense = [layer.units for layer in model.get_layer("audio_encoder").layers if hasattr(layer, "units")]
+    assert dense == [24]                                                  # model.audio_units
+    assert not [layer for layer in model.get_layer("head").layers if hasattr(layer, "units")]  # head_units: []
 
 
 def test_label_only_in_video_is_learned_by_the_video_model(video_run):

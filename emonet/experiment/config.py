@@ -75,6 +75,10 @@ class ModelConfig:
     reducer: str = "lda"        # lda | pca | none
     reducer_shrinkage: str | float = "auto"  # LDA covariance shrinkage: "auto" (Ledoit-Wolf) or 0..1
     reducer_whiten: bool = True  # scale every reduced axis to unit variance
+    audio_units: list = field(default_factory=lambda: [256, 128, 128])  # audio branch Dense sizes; the last is
+                                                                        # the audio embedding's width
+    head_units: list = field(default_factory=lambda: [256, 128, 64])   # Dense sizes of the head after the
+                                                                        # branches; [] = the softmax reads them
     head_dropout: float = 0.5
     frame_encoder_init: str | None = None  # stage one starts from this trained frame CNN: a run folder (its
                                            # frame_encoder.keras, and its frame head when it is a frames run)
@@ -210,6 +214,13 @@ def _validate(cfg, source):
         raise ConfigError(f"{source}: data.root is required (a dataset folder or a .h5 feature store)")
     cfg["extract"]["audio_speeds"] = list(check_speeds(cfg["extract"]["audio_speeds"] or [],
                                                        name=f"{source}: extract.audio_speeds"))
+    for key, may_be_empty in (("audio_units", False), ("head_units", True)):
+        units = cfg["model"][key]
+        if (not isinstance(units, list) or (not units and not may_be_empty)
+                or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in units)):
+            kind = "a list" if may_be_empty else "a non-empty list"
+            raise ConfigError(f"{source}: model.{key} must be {kind} of positive integers (layer sizes); "
+                              f"received {units!r}")
     init = cfg["model"]["frame_encoder_init"]
     if init is not None and (not isinstance(init, str) or not init):
         raise ConfigError(f"{source}: model.frame_encoder_init must be a path (a run folder or a .keras file) "

@@ -21,16 +21,20 @@ def check_rate(func, name, value):
     return float(value)
 
 
-def check_units(func, name, value):
-    """``value`` as a tuple if it is a non-empty sequence (not a string) of positive ints, e.g. layer sizes."""
+def check_units(func, name, value, *, allow_empty=False):
+    """``value`` as a tuple if it is a sequence (not a string) of positive ints, e.g. layer sizes.
+
+    It must be non-empty unless ``allow_empty``.
+    """
     if (
         isinstance(value, (str, bytes))
         or not hasattr(value, "__len__")
-        or len(value) == 0
+        or (len(value) == 0 and not allow_empty)
         or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in value)
     ):
         raise ConfigError(
-            f"{func}: {name} must be a non-empty sequence of positive integers; received: {value!r}"
+            f"{func}: {name} must be a {'' if allow_empty else 'non-empty '}sequence of positive integers; "
+            f"received: {value!r}"
         )
     return tuple(value)
 

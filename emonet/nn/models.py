@@ -246,7 +246,7 @@ def build_emonet(*, mode="fusion", video_input="frames", n_frames=16, image_size
     audio_units : sequence of int, default (256, 128, 128)
         Audio branch layer sizes.
     head_units : sequence of int, default (256, 128, 64)
-        One Dense + ReLU + Dropout block per entry.
+        One Dense + ReLU + Dropout block per entry; empty: the softmax reads the branch embeddings.
     head_dropout : float, default 0.5
     n_classes : int, default 7
     name : str, default "emonet"
@@ -277,7 +277,7 @@ def build_emonet(*, mode="fusion", video_input="frames", n_frames=16, image_size
     check_int(func, "embedding_dim", embedding_dim, 1)
     check_int(func, "audio_dim", audio_dim, 1)
     check_int(func, "n_classes", n_classes, 2)
-    head_units = check_units(func, "head_units", head_units)
+    head_units = check_units(func, "head_units", head_units, allow_empty=True)
     head_dropout = check_rate(func, "head_dropout", head_dropout)
     if frame_encoder is not None and (mode == "audio" or video_input != "frames"):
         raise ConfigError(

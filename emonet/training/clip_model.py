@@ -58,6 +58,7 @@ class ClipModelStage:
         model = build_emonet(mode=mode, video_input="embeddings", n_frames=model_cfg.n_frames,
                              embedding_dim=model_cfg.embedding_dim, lstm_units=model_cfg.lstm_units,
                              audio_dim=audio[0].shape[1] if needs_audio else model_cfg.audio_dim,
+                             audio_units=model_cfg.audio_units, head_units=model_cfg.head_units,
                              head_dropout=model_cfg.head_dropout)
         for single, trained in (branches or {}).items():
             name = f"{single}_encoder"
