@@ -1,0 +1,133 @@
+"""Which voice network generalises to unseen speakers? Speaker-disjoint cross-validation.
+
+The speech corpus of ``experiments/speech_corpus.py`` without its *test* speakers (so the
+choice made here never sees them): RAVDESS, EmoDB and URDU train and val speakers, 1,346
+utterances, cut into five folds by speaker (speaker number k, k+5, ... of each corpus's
+sorted list). For each fold a network is trained on the other four the way
+``emonet train`` trains an audio run with ``reducer: none``: functionals standardised on
+the training folds, each epoch every clip is itself or one of its four speed-perturbed
+copies (:func:`emonet.training.clip_model.sample_speed_copies`), Gaussian noise of 0.5 std
+on the inputs (:func:`emonet.training.clip_model.regularise`), balanced class weights,
+Adam 1e-3 with cosine decay, batch 32, a fixed 100 epochs (no early stopping: there is no
+validation set inside a fold). Reported: UAR per corpus over the out-of-fold predictions.
+
+Networks (:func:`emonet.nn.models.build_emonet`, ``mode="audio"``):
+
+- ``deep``: the default audio branch (256-128-128) and head (256-128-64), as in voice_speed.yaml;
+- ``one layer``: ``audio_units=[256]``, ``head_units=[]``, as in voice_mlp.yaml.
+
+Run:  .venv/bin/python experiments/voice_network_cv.py   (~15 min on 2 cores; needs the store
+      ``runs/speech_features_speed.h5`` that ``emonet train experiments/voice_speed.yaml`` extracts)
+Writes experiments/results/voice_network_cv.json and prints a table.
+"""
+
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from emonet.evaluation.metrics import uar  # noqa: E402
+from emonet.training.clip_model import regularise, sample_speed_copies  # noqa: E402
+from preprocessing.constants import CLASSES  # noqa: E402
+from preprocessing.files import atomic_write_text  # noqa: E402
+from preprocessing.store import FeatureStore, clip_key  # noqa: E402
+
+MANIFEST = REPO / "runs" / "speech_corpus" / "manifest.csv"
+STORE = REPO / "runs" / "speech_features_speed.h5"
+RECORD = REPO / "experiments" / "results" / "voice_network_cv.json"
+N_FOLDS = 5
+EPOCHS = 100
+CORPORA = ("ravdess", "emodb", "urdu")
+NETWORKS = {
+    "deep": {"audio_units": (256, 128, 128), "head_units": (256, 128, 64)},
+    "one layer": {"audio_units": (256,), "head_units": ()},
+}
+
+
+def load_corpus():
+    """Functionals (n, d), speed copies (K, n, d), labels (n,) ints and speakers (n,) of the non-test clips."""
+    with open(MANIFEST, newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["split"] != "test"]
+    features, speeds = [], []
+    with FeatureStore(STORE) as store:
+        for row in rows:
+            clip = store.clip(clip_key(row["path"]))
+            features.append(clip["audio_functionals"][()])
+            speeds.append(clip["audio_speed_functionals"][()])
+    labels = np.array([CLASSES.index(r["label"]) for r in rows])
+    return (np.array(features, np.float64), np.array(speeds, np.float64).transpose(1, 0, 2), labels,
+            np.array([r["speaker"] for r in rows]))
+
+
+def speaker_folds(speakers):
+    """Fold (0..N_FOLDS-1) per clip: speaker number k, k + N_FOLDS, ... of each corpus's sorted speakers."""
+    fold_of = {}
+    for corpus in CORPORA:
+        for i, speaker in enumerate(sorted({s for s in speakers if s.startswith(corpus + ":")})):
+            fold_of[speaker] = i % N_FOLDS
+    return np.array([fold_of[s] for s in speakers])
+
+
+def train_fold(network, x, speeds, y, seed):
+    """One fold's model: trained on (n, d) standardised functionals and their (K, n, d) copies."""
+    import keras
+    from emonet.nn.models import build_emonet
+    keras.utils.set_random_seed(seed)
+    model = build_emonet(mode="audio", audio_dim=x.shape[1], **NETWORKS[network])
+    steps = EPOCHS * int(np.ceil(len(x) / 32))
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps)),
+                  loss="sparse_categorical_crossentropy")
+    counts = np.bincount(y, minlength=len(CLASSES))
+    weights = {k: len(y) / (np.count_nonzero(counts) * c) for k, c in enumerate(counts) if c}
+    noise = 0.5 * x.std(axis=0)
+    for epoch in range(EPOCHS):
+        rng = np.random.default_rng([seed, epoch])
+        batch = {"audio": sample_speed_copies(x, speeds, rng).astype(np.float32)}
+        regularise(batch, rng, noise_scale=0.0, audio_noise=noise, modality_dropout=0.0)
+        model.fit(batch, y, batch_size=32, epochs=1, shuffle=True, class_weight=weights, verbose=0)
+    return model
+
+
+def out_of_fold(network, features, speeds, labels, folds):
+    """(n,) predicted class per clip, each from the model that never heard its speaker."""
+    predicted = np.zeros(len(labels), int)
+    for k in range(N_FOLDS):
+        train, test = folds != k, folds == k
+        mean, std = features[train].mean(axis=0), features[train].std(axis=0) + 1e-6
+        model = train_fold(network, (features[train] - mean) / std, (speeds[:, train] - mean) / std,
+                           labels[train], seed=k)
+        proba = model.predict(((features[test] - mean) / std).astype(np.float32), verbose=0)
+        predicted[test] = np.asarray(proba).argmax(axis=1)
+    return predicted
+
+
+def main():
+    started = time.time()
+    features, speeds, labels, speakers = load_corpus()
+    folds = speaker_folds(speakers)
+    corpus = np.array([s.split(":")[0] for s in speakers])
+    record = {"what": __doc__.splitlines()[0], "clips": len(labels), "speakers": len(set(speakers)),
+              "folds": N_FOLDS, "epochs": EPOCHS, "networks": {}}
+    for network, shape in NETWORKS.items():
+        predicted = out_of_fold(network, features, speeds, labels, folds)
+        record["networks"][network] = {
+            "shape": {k: list(v) for k, v in shape.items()},
+            "uar": {c: round(float(uar(labels[corpus == c], predicted[corpus == c])), 4) for c in CORPORA},
+        }
+        print(network.ljust(10), "  ".join(f"{c} {100 * u:.1f}" for c, u in record["networks"][network]["uar"].items()),
+              flush=True)
+    record["seconds"] = round(time.time() - started)
+    atomic_write_text(RECORD, json.dumps(record, indent=2) + "\n")
+    print(f"-> {RECORD}")
+
+
+if __name__ == "__main__":
+    main()
