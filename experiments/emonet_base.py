@@ -11,8 +11,11 @@ output exists is skipped, so a killed rebuild resumes):
    ``ferplus_lab_peaks.yaml``, second halves of the clips only, by Val_AFEW: 76.0% against 73.1% at pool 0.5);
    photos get FER+'s class prior back (``photo_prior_correction``, fitted on FER2013Train);
 4. the voice branch: ``experiments/speech_corpus.py`` (speaker-independent split of RAVDESS,
-   EmoDB and URDU), then ``emonet train experiments/voice_speed.yaml`` (~5 min with its extraction;
-   chosen over voice_none.yaml and voice_lda.yaml by val-speaker UAR: 57.5% against 55.5% and 38.3%);
+   EmoDB and URDU), then ``emonet train experiments/voice_mlp.yaml`` (~5 min with its extraction):
+   voice_speed.yaml's data and speed copies (chosen over voice_none.yaml and voice_lda.yaml by
+   val-speaker UAR: 57.5% against 55.5% and 38.3%) with a one-layer network, chosen over voice_speed's
+   deeper one by speaker-disjoint cross-validation on the train and val speakers
+   (``experiments/voice_network_cv.py``);
 5. the assembly (:func:`emonet.training.base_model.assemble_base_model`) into ``runs/emonet-base``;
 6. the measurements, none of them on data any choice was made on except where said:
    FER2013Valid faces as still images; the held-out *test* speakers of each speech corpus;
@@ -103,7 +106,7 @@ def main():
     footage = prepare_store(load_config(REPO / "experiments" / "composite_fusion.yaml"))
     frames = train_once("ferplus_lab_faces.yaml", "ferplus_lab_faces-seed0")  # mixes in footage's train split
     subprocess.run([sys.executable, str(REPO / "experiments" / "speech_corpus.py")], check=True, cwd=REPO)
-    voice = train_once("voice_speed.yaml", "voice_speed-seed0")
+    voice = train_once("voice_mlp.yaml", "voice_mlp-seed0")
     recipe = BaseModelRecipe(frames_run=str(frames), voice_run=str(voice), footage_store=str(footage),
                              photo_store=str(RUNS / "ferplus_features.h5"),  # stills: FER+'s class prior
                              face_weight=FACE_WEIGHT)

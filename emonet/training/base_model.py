@@ -175,7 +175,7 @@ def class_balance_weights(labels):
 
 
 def base_config(frames_run, voice_run, footage_store, *, n_frames=16):
-    """The shipped run's config: the frame CNN's image settings, footage extraction, the voice reducer."""
+    """The shipped run's config: the frame CNN's image settings, footage extraction, the voice reducer and network."""
     frames_cfg, voice_cfg = frames_run.config, voice_run.config
     keys = {f.name for f in dataclasses.fields(RunConfig().extract)}
     with FeatureStore(footage_store) as store:
@@ -186,7 +186,8 @@ def base_config(frames_run, voice_run, footage_store, *, n_frames=16):
         extract=extract,
         model={"mode": "fusion", "image_size": frames_cfg.model.image_size,
                "embedding_dim": frames_cfg.model.embedding_dim, "n_frames": n_frames,
-               "reducer": voice_cfg.model.reducer, "audio_dim": voice_cfg.model.audio_dim})
+               "reducer": voice_cfg.model.reducer, "audio_dim": voice_cfg.model.audio_dim,
+               "audio_units": voice_cfg.model.audio_units, "head_units": voice_cfg.model.head_units})
 
 
 def assemble_base_model(recipe, out_dir):
