@@ -70,11 +70,37 @@ def test_evaluate_with_the_shipped_model_writes_into_the_working_folder(tmp_path
 def test_a_store_of_the_older_audio_width_is_named_when_the_model_needs_more(tmp_path, capsys):
     """A store whose clips hold the 1,475 functionals of older versions (made here by cutting a fresh
     store's vectors to that width) is refused in one line that names it, before any model call."""
+    store = tmp_path / "older.h5"
+    assert main(["extract", str(CREMA_D), "--layout", "crema_d", "--out", str(store), "--no-progress"]) == 0
+    cut_to_older_width(store)
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(store), "--out", str(tmp_path / "eval")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "older.h5: holds 1475 audio functionals per clip, the model reads 1795" in err[0]
+
+
+@pytest.mark.slow
+def test_evaluate_on_a_folder_replaces_its_own_cache_left_by_an_older_version(tmp_path, capsys):
+    """evaluate --data FOLDER caches the folder's features beside its results; a cache of the older
+    width (as `make demo` left it before session 7) is extracted again, with a note, not refused."""
+    from preprocessing.store import FeatureStore
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--data", str(CREMA_D), "--layout", "crema_d", "--out", str(out)]) == 0
+    cache = out / "eval_crema_d_features.h5"
+    cut_to_older_width(cache)
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(CREMA_D), "--layout", "crema_d", "--out", str(out)]) == 0
+    assert "cached by an older EmoNet (1475 audio functionals per clip, today 1795)" in capsys.readouterr().err
+    with FeatureStore(cache) as store:
+        assert len(store) == 6 and len(store.audio_feature_names) == 1795
+    assert json.loads((out / "metrics.json").read_text())["n"] == 6
+
+
+def cut_to_older_width(store):
+    """Cut every clip's audio functionals (and their names) of ``store`` to the 1,475 of older versions."""
     import h5py
 
     from preprocessing.constants import LEGACY_WIDTH
-    store = tmp_path / "older.h5"
-    assert main(["extract", str(CREMA_D), "--layout", "crema_d", "--out", str(store), "--no-progress"]) == 0
     with h5py.File(store, "a") as f:
         names = f["audio_feature_names"][:LEGACY_WIDTH]
         del f["audio_feature_names"]
@@ -83,7 +109,3 @@ def test_a_store_of_the_older_audio_width_is_named_when_the_model_needs_more(tmp
             older = clip["audio_functionals"][:LEGACY_WIDTH]
             del clip["audio_functionals"]
             clip.create_dataset("audio_functionals", data=older)
-    capsys.readouterr()
-    assert main(["evaluate", "--data", str(store), "--out", str(tmp_path / "eval")]) != 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "older.h5: holds 1475 audio functionals per clip, the model reads 1795" in err[0]

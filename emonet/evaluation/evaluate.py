@@ -55,7 +55,28 @@ def resolve_data(run, data, *, layout=None, store_dir=None):
     if store_dir is not None:
         Path(store_dir).mkdir(parents=True, exist_ok=True)
         store = Path(store_dir) / store.name
+    drop_outdated_cache(store)
     return extract_folder(data, store, cfg, layout=layout), None
+
+
+def drop_outdated_cache(store):
+    """Delete ``store``, evaluate's own cache of a folder's features, if an older EmoNet wrote it.
+
+    A cache holding fewer audio functionals per clip than today's extraction
+    (:func:`preprocessing.audio.feature_names`) cannot feed a model fitted on today's; it
+    is derived from the folder alone, so it is extracted again (with a note) instead of refused.
+    """
+    store = Path(store)
+    if not store.is_file():
+        return
+    from preprocessing.audio import feature_names
+    with FeatureStore(store) as cached:
+        width = len(cached.audio_feature_names)
+    today = len(feature_names())
+    if width < today:
+        logger.warning(f"note: {store}: cached by an older EmoNet ({width} audio functionals per clip, "
+                       f"today {today}); extracting the folder again")
+        store.unlink()
 
 
 def _labelled_split(store, split):
