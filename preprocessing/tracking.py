@@ -131,10 +131,11 @@ def track_faces(frames, *, detector, detect_every=5, max_gap=25, smooth=5, guide
 
 def _smoothed(boxes, found, window):
     """Moving average over ``window`` frames of the found rows of ``boxes`` (T, 4); other rows NaN."""
-    kernel = np.ones(window)
-    count = np.convolve(found.astype(float), kernel, mode="same")
+    kernel, first = np.ones(window), (window - 1) // 2
+    # the centred part of the full convolution: mode="same" for T >= window, and still T values when T < window
+    count = np.convolve(found.astype(float), kernel)[first:first + len(boxes)]
     out = np.full_like(boxes, np.nan)
     for c in range(4):
-        total = np.convolve(np.where(found, boxes[:, c], 0.0), kernel, mode="same")
+        total = np.convolve(np.where(found, boxes[:, c], 0.0), kernel)[first:first + len(boxes)]
         out[:, c] = np.where(found, total / np.maximum(count, 1), np.nan)
     return out

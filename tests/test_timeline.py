@@ -90,6 +90,52 @@ def test_windows_step_by_the_hop_and_boxes_lie_inside_the_frame(timeline):
     assert timeline.probabilities == pytest.approx(mean) and timeline.emotion == max(mean, key=mean.get)
 
 
+def test_a_window_samples_half_the_model_frame_budget():
+    from emonet.inference.timeline import sampling_rate, window_frames
+    assert window_frames(16) == 8 and window_frames(15) == 8 and window_frames(1) == 1
+    assert sampling_rate(2.0, 16) == 4 and sampling_rate(1.0, 16) == 8 and sampling_rate(0.1, 16) == 25  # 25: the cap
+
+
+class CountingDetector:
+    """The real Haar detector, counting its full and guided searches."""
+
+    def __init__(self):
+        from preprocessing.faces import make_detector
+        self.haar, self.full, self.near = make_detector("haar"), 0, 0
+
+    def detect(self, image):
+        self.full += 1
+        return self.haar.detect(image)
+
+    def detect_near(self, image, box):
+        self.near += 1
+        return self.haar.detect_near(image, box)
+
+
+@pytest.mark.slow
+def test_each_sampled_frame_is_searched_for_a_face_once_however_many_steps_hold_it(mixed_clip):
+    """Steps overlap by their tracking context; the guided search follows the face across them."""
+    from fractions import Fraction
+
+    from emonet.inference.face_steps import FaceParams, detection_stride, step_frames, video_steps
+    rate, counting = Fraction(4), CountingDetector()
+    params = FaceParams(crop_size=64, margin=0.1, detect_every=5, detector="haar")
+    steps = list(video_steps(mixed_clip, rate=rate, size=SIZE, scale=(1.0, 1.0), params=params, detector=counting))
+    found = np.concatenate([f for _, _, f in steps])
+    assert abs(len(found) - 240) <= 1 and found.all()  # 60 s at 4 fps, a face in every frame
+    assert [len(f) for _, _, f in steps[:-1]] == [step_frames(rate, 5)] * (len(steps) - 1) and len(steps) >= 4
+    probes = len(found) // detection_stride(rate, 5) + 1  # one detection every 2 s, and the last frame
+    assert counting.full == 1 and counting.near <= probes  # one full search, at the first frame
+
+
+@pytest.mark.slow
+def test_a_clip_shorter_than_its_window_in_long_windows_has_one_row(model):
+    """10 s windows sample 0.8 frames per second: the 1.9 s clip has 2 frames (shorter than the box smoothing)."""
+    t = predict_timeline(HAPPY, model, window=10.0)
+    assert len(t.rows) == 1 and t.rows[0]["face_rate"] == 1.0 and t.rows[0]["end"] == pytest.approx(1.9, abs=0.1)
+    assert len(predict_timeline(HAPPY, model, window=10.0, keep_track=True).track_boxes) == 2
+
+
 def _parse_subtitles(text, fmt):
     """(start s, end s, text) per cue; checks the layout of SubRip / WebVTT on the way."""
     blocks = text.strip("\n").split("\n\n")

@@ -17,16 +17,16 @@ one window is one window.
 Each window is classified from the face frames and the audio inside it, as
 :func:`emonet.inference.predict.predict_clips` classifies a clip:
 
-- Frames. The model reads ``n_frames`` (16 for emonet-base) frames per clip, so each
-  window gets that budget: the video is decoded at ``min(25, n_frames / window)`` frames
-  per second (8 fps for 2 s windows), the rate at which a window holds ``n_frames``
-  frames. Overlapping windows share frames: each sampled frame is tracked, cropped and
-  embedded once. Faces are found as extraction finds them
-  (:func:`preprocessing.faces.crop_faces` with the run's crop size and margin), with a
-  detection every :func:`~emonet.inference.window_streams.detection_stride` sampled frames
-  (at most one per 2 s, the density of a whole-clip prediction of a one-minute clip) and
-  the boxes tracked in between; frames without a tracked face are centre crops, as in a
-  whole clip.
+- Frames. The model reads ``n_frames`` (16 for emonet-base) frames per clip; a window
+  samples half of that budget (:func:`window_frames`, 8 for emonet-base): the video is
+  decoded at ``min(25, window_frames / window)`` frames per second (4 fps for 2 s windows).
+  The frame CNN is most of a timeline's cost, and on real clips half the frames changed the
+  window labels no more than sampling other frames does (docs/DESIGN.md, "Timelines").
+  Overlapping windows share frames: each sampled frame is tracked, cropped and embedded
+  once. Faces are tracked as in extraction, guided by the previous box along the whole
+  video, with a detection every :func:`~emonet.inference.window_streams.detection_stride`
+  sampled frames (at most one per 2 s) (:mod:`emonet.inference.face_steps`); frames
+  without a tracked face are centre crops, as in a whole clip.
 - Audio. The window's samples (16 kHz mono) give the audio functionals; a silent window
   counts as one without audio.
 - Streaming. ffmpeg's video and audio pipes are read incrementally
@@ -67,21 +67,9 @@ from emonet.inference.runtime import import_tensorflow
 # the streaming readers and the text renderings, also importable from here as before the split
 from emonet.inference.timeline_format import TEXT_FORMATS, clip_line, format_timelines  # noqa: F401
 from emonet.inference.window_streams import (  # noqa: F401
-    DETECT_INTERVAL,
-    FRAMES_PER_STEP,
-    TRACK_CONTEXT,
-    FaceParams,
-    FaceStream,
-    SoundStream,
-    audio_windows,
-    decoded_seconds,
-    detection_stride,
-    frame_range,
-    step_frames,
-    TimelineHelpers,
-    video_steps,
-    window_audio_features,
-    window_spans,
+    DETECT_INTERVAL, FRAMES_PER_STEP, TRACK_HOLD, FaceParams, FaceStream, SoundStream, TimelineHelpers,
+    audio_windows, decoded_seconds, detection_stride, frame_range, step_frames, video_steps,
+    window_audio_features, window_spans,
 )
 from emonet.inference.workers import check_workers
 
@@ -92,6 +80,9 @@ DEFAULT_WINDOW, DEFAULT_HOP = 2.0, 1.0
 
 #: Shortest hop in seconds: one frame of the 25 fps decoding.
 MIN_HOP = 1.0 / FPS
+
+#: Share of the model's frame budget (``n_frames`` per clip) that a window samples (:func:`window_frames`).
+WINDOW_FRAME_SHARE = Fraction(1, 2)
 
 #: Windows classified per model call.
 WINDOWS_PER_CALL = 64
@@ -120,9 +111,19 @@ def check_window(window, hop):
     return float(window), float(hop)
 
 
+def window_frames(n_frames):
+    """Frames sampled per window for a model that reads ``n_frames`` per clip: :data:`WINDOW_FRAME_SHARE` of them, rounded up.
+
+    8 for emonet-base (16): the frame CNN is most of a timeline's cost, and on real clips the
+    window labels from 8 frames per 2 s window agreed with those from 16 as often as two
+    samplings of 16 different frames agreed with each other (module docstring).
+    """
+    return max(1, math.ceil(n_frames * WINDOW_FRAME_SHARE))
+
+
 def sampling_rate(window, n_frames):
-    """Frames per second sampled for windows of ``window`` s: ``min(25, n_frames / window)`` (exact fraction)."""
-    return min(Fraction(FPS), Fraction(n_frames) / Fraction(window).limit_denominator(1000))
+    """Frames per second sampled for windows of ``window`` s: ``min(25, window_frames(n_frames) / window)`` (exact fraction)."""
+    return min(Fraction(FPS), Fraction(window_frames(n_frames)) / Fraction(window).limit_denominator(1000))
 
 
 @dataclasses.dataclass
@@ -279,7 +280,7 @@ def predict_timeline(path, model=None, *, window=DEFAULT_WINDOW, hop=DEFAULT_HOP
             steps = helpers.video.stream(path, **spec) if helpers else video_steps(path, detector=detector, **spec)
             encode = run.encode_faces if run.needs_video else (lambda crops: np.zeros((len(crops), 0), np.float32))
             faces = FaceStream(steps, encode=encode, pad_to=step_frames(rate, params.detect_every),
-                               keep_track=keep_track)
+                               keep_track=keep_track, duration=info.duration)
         if info.has_audio and run.needs_audio:
             spec = dict(window=window, hop=hop, n_mfcc=params.n_mfcc, info=info)
             sound = SoundStream(helpers.audio.stream(path, **spec) if helpers else audio_windows(path, **spec),

@@ -79,5 +79,5 @@ def _table(timelines, names):
 def clip_line(name, timeline):
     """One line naming a clip's label: ``<name>: Happy 0.45 (59 windows of 2 s every 1 s; duration-weighted mean)``."""
     t = timeline
-    return (f"{name}: {t.emotion} {t.probabilities[t.emotion]:.2f} ({len(t.rows)} windows of {t.window:g} s "
+    return (f"{name}: {t.emotion} {t.probabilities[t.emotion]:.2f} ({len(t.rows)} window{'' if len(t.rows) == 1 else 's'} of {t.window:g} s "
             f"every {t.hop:g} s over {t.duration:.1f} s; duration-weighted mean)")

@@ -3,11 +3,14 @@
 Producers (generator functions; they need no model, so they run in a helper process of
 :mod:`emonet.inference.workers` or, with ``workers=0``, in this one):
 
-- :func:`video_steps` turns the sampled frames of :func:`preprocessing.media.iter_frames`
-  into steps of face records: crops, the tracked box in source pixels and whether a face
-  was found, per frame;
+- :func:`~emonet.inference.face_steps.video_steps` (:mod:`emonet.inference.face_steps`, its
+  names importable from here too) turns the sampled frames of
+  :func:`preprocessing.media.iter_frames` into steps of face records: crops, the tracked box
+  in source pixels and whether a face was found, per frame;
 - :func:`audio_windows` reads the 16 kHz samples of :func:`preprocessing.media.iter_audio`
-  and gives each window's audio functionals as soon as its samples are in.
+  and gives each window's audio functionals as soon as its samples are in (computed with
+  one BLAS thread, :func:`~emonet.inference.face_steps.one_thread`: a 2 s window's
+  functionals took 27 ms with two threads, 11 ms with one, same values).
 
 Consumers (in the process holding the model): :class:`FaceStream` embeds each step's crops
 (the frame encoder runs once per sampled frame, however many windows overlap it) and keeps
@@ -15,56 +18,25 @@ the records back to the current window's start; :class:`SoundStream` keeps the w
 functionals; :func:`window_spans` walks the windows over both (the rule is
 :mod:`emonet.inference.timeline`'s).
 
-Faces are found as extraction finds them (:func:`preprocessing.faces.crop_faces` with the
-run's crop size and margin), with a detection every :func:`detection_stride` sampled frames
-(at most one per :data:`DETECT_INTERVAL` s) and the boxes tracked in between; frames without
-a tracked face are centre crops, as in a whole clip.
-
 Streaming. ffmpeg's video and audio pipes are read incrementally; a producer holds only the
-frames of the current step and of the tracking context (:data:`TRACK_CONTEXT` frames back),
-or the samples of the current window, so memory stays flat however long the video. Both
-paths (helper process or not) run the same producers and consumers: same output.
+frames of the current step and of the tracking context, or the samples of the current window,
+so memory stays flat however long the video. Both paths (helper process or not) run the same
+producers and consumers: same output.
 """
 
-import dataclasses
-import hashlib
 import math
-from collections import OrderedDict
 
 import numpy as np
 
 from preprocessing import media
 from preprocessing.constants import SAMPLE_RATE
-from preprocessing.faces import crop_faces, process_detector
 
+# the video producer, also importable from here as before it had a module of its own
+from emonet.inference.face_steps import (  # noqa: F401
+    DETECT_INTERVAL, FRAMES_PER_STEP, TRACK_HOLD, CachedDetector, FaceParams, detection_stride, one_thread,
+    step_crops, step_frames, track_hold, video_steps,
+)
 from emonet.inference.workers import StreamHelper
-
-#: Sampled frames tracked and embedded per step, rounded up to a multiple of the detection stride.
-FRAMES_PER_STEP = 64
-
-#: Face tracking context before a step, in sampled frames (``track_faces``'s default hold).
-TRACK_CONTEXT = 25
-
-#: Shortest time between two face detections, in seconds (see :func:`detection_stride`).
-DETECT_INTERVAL = 2.0
-
-
-def detection_stride(rate, detect_every):
-    """Sampled frames from one face detection to the next: ``detect_every``, or :data:`DETECT_INTERVAL`'s worth if more.
-
-    Detection (Haar, ~25 ms per 320 px frame) is the largest cost of a timeline. One every
-    2 s is what a whole-clip prediction does on a one-minute clip (150 frames kept, a
-    detection on every 5th), so a timeline costs about as much; the tracker interpolates
-    the boxes in between (16 sampled frames at 8 fps).
-    """
-    return max(int(detect_every), math.ceil(float(rate) * DETECT_INTERVAL - 1e-9))
-
-
-def step_frames(rate, detect_every):
-    """Sampled frames per step of :func:`video_steps`: :data:`FRAMES_PER_STEP` rounded up to whole detection strides."""
-    every = detection_stride(rate, detect_every)
-    return every * math.ceil(FRAMES_PER_STEP / every)
-
 
 def frame_range(start, end, rate):
     """Indices ``[first, stop)`` of the sampled frames (frame ``j`` at ``j / rate`` s) inside ``[start, end)``."""
@@ -76,130 +48,13 @@ def sample_range(start, end):
     return int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
 
 
-@dataclasses.dataclass(frozen=True)
-class FaceParams:
-    """What :func:`video_steps` reads of the extraction settings (``ExtractParams``' fields of the same names).
-
-    Attributes
-    ----------
-    crop_size : int
-        Side of a face crop in pixels.
-    margin : float
-        Border around the face box, as a fraction of its side.
-    detect_every : int
-        Frames between two face detections at least (:func:`detection_stride`).
-    detector : str
-        Face detector name (``preprocessing.faces.make_detector``).
-    """
-
-    crop_size: int
-    margin: float
-    detect_every: int
-    detector: str
-
-    @classmethod
-    def of(cls, params):
-        """The fields of an ``ExtractParams`` (or anything with them)."""
-        return cls(params.crop_size, params.margin, params.detect_every, params.detector)
-
-
-class CachedDetector:
-    """A face detector that remembers its answers for recently seen images (keyed by content).
-
-    Tracking steps overlap by their context frames; this keeps each frame to one detection.
-    """
-
-    def __init__(self, detector, size=256):
-        self.detector, self.size = detector, size
-        self._answers = OrderedDict()
-        if hasattr(detector, "detect_near"):  # guided re-detection near a previous box, when the detector has it
-            self.detect_near = self._detect_near
-
-    def _remember(self, key, answer):
-        if key not in self._answers:
-            self._answers[key] = answer()
-            if len(self._answers) > self.size:
-                self._answers.popitem(last=False)
-        return self._answers[key]
-
-    def detect(self, image):
-        """The detector's box ``(x0, y0, x1, y1)`` (or None) on ``image`` (H, W, 3) uint8."""
-        key = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest()
-        return self._remember(key, lambda: self.detector.detect(image))
-
-    def _detect_near(self, image, box):
-        """The detector's guided search near ``box`` (4,) on ``image``."""
-        key = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() + \
-            np.asarray(box, np.float32).tobytes()
-        return self._remember(key, lambda: self.detector.detect_near(image, box))
-
-
-def video_steps(path, *, rate, size, scale, params, info=None, detector=None):
-    """Face records of a video's sampled frames, one step (:func:`step_frames` frames) at a time.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    rate : fractions.Fraction
-        Sampled frames per second (frame ``j`` shows time ``j / rate`` s).
-    size : tuple of int
-        Analysed frame size (width, height) in pixels.
-    scale : tuple of float
-        Source pixels per analysed pixel (x, y).
-    params : FaceParams or preprocessing.extraction.ExtractParams
-        ``crop_size``, ``margin``, ``detect_every``, ``detector`` (a helper is sent
-        :class:`FaceParams`, so it need not import the extraction module to read them).
-    info : MediaInfo, optional
-    detector : object with ``detect(image)``, optional
-        Default: this process's detector for ``params.detector``.
-
-    Yields
-    ------
-    crops : np.ndarray [shape=(n, S, S, 3), dtype=uint8]
-        Face crops (centre crops where no face is tracked), ``S = params.crop_size``.
-    boxes : np.ndarray [shape=(n, 4), dtype=float32]
-        Tracked box ``(x0, y0, x1, y1)`` in source pixels, NaN without a face.
-    found : np.ndarray [shape=(n,), dtype=bool]
-    """
-    every = detection_stride(rate, params.detect_every)
-    step, context = step_frames(rate, params.detect_every), every * math.ceil(TRACK_CONTEXT / every)
-    detector = CachedDetector(detector if detector is not None else process_detector(params.detector))
-    factors = np.array([scale[0], scale[1], scale[0], scale[1]], np.float32)
-    blocks = media.iter_frames(path, fps=rate, size=size, block=FRAMES_PER_STEP, info=info)
-    images, image_start, done, exhausted = None, 0, 0, False   # frames kept: indices image_start...
-    try:
-        while True:
-            seen = image_start + (0 if images is None else len(images))
-            while seen < done + step + 1 and not exhausted:  # + 1: a look-ahead detection
-                block = next(blocks, None)
-                if block is None:
-                    exhausted = True
-                else:
-                    images = block if images is None else np.concatenate([images, block])
-                    seen += len(block)
-            if seen <= done:
-                return
-            # track over the context, this step and one look-ahead frame; keep the step's frames [done, upto)
-            upto = min(done + step, seen)
-            first = max(image_start, done - context)
-            frames = images[first - image_start:min(upto + 1, seen) - image_start]
-            track = crop_faces(frames, detector=detector, crop_size=params.crop_size, margin=params.margin,
-                               detect_every=every)
-            part = slice(done - first, upto - first)
-            yield track.crops[part], track.boxes[part] * factors, track.found[part]
-            done = upto
-            keep = max(image_start, done - context)
-            images, image_start = images[keep - image_start:], keep
-    finally:
-        blocks.close()  # stops ffmpeg when the consumer stops early
-
-
 def window_audio_features(y, n_mfcc):
     """Functionals (D,) float32 of a window's samples (None: no audio) and whether it has audible sound."""
     from preprocessing import audio  # SciPy and librosa: imported when first needed (the audio helper)
     if y is None or audio.is_silent(y):
         return audio.silent_functionals(n_mfcc=n_mfcc), False
-    return audio.audio_functionals(y, n_mfcc=n_mfcc)[0], True
+    with one_thread():
+        return audio.audio_functionals(y, n_mfcc=n_mfcc)[0], True
 
 
 def audio_windows(path, *, window, hop, n_mfcc, info=None):
@@ -255,10 +110,15 @@ class FaceStream:
         Crops per encoder call: shorter steps are padded so the encoder sees one batch shape.
     keep_track : bool
         Keep every frame's box for :meth:`track`.
+    duration : float, optional
+        Seconds of video the probe announced: the video's decoded seconds
+        (:func:`decoded_seconds`) stop there, as its last sampled frame stands for up to
+        ``1 / rate`` s more (0.8 s in 10 s windows).
     """
 
-    def __init__(self, steps, *, encode, pad_to, keep_track=False):
+    def __init__(self, steps, *, encode, pad_to, keep_track=False, duration=None):
         self._steps, self._encode_crops, self._pad_to = iter(steps), encode, pad_to
+        self.duration = duration
         self._records, self._record_start = None, 0     # (embedding, box, found) per frame
         self.seen = 0        # frames with a record
         self.exhausted = False
@@ -374,8 +234,12 @@ def window_spans(faces, sound, rate, window, hop):
 
 
 def decoded_seconds(faces, sound, rate):
-    """Seconds of footage the streams delivered so far (the longer of video and audio)."""
-    return max(float(faces.seen / rate) if faces else 0.0, sound.seen / SAMPLE_RATE if sound else 0.0)
+    """Seconds of footage the streams delivered so far (the longer of video and audio; the video's at most its
+    probed duration, :class:`FaceStream`)."""
+    video = float(faces.seen / rate) if faces else 0.0
+    if faces and faces.duration:
+        video = min(video, float(faces.duration))
+    return max(video, sound.seen / SAMPLE_RATE if sound else 0.0)
 
 
 class TimelineHelpers:
