@@ -239,6 +239,8 @@ def _add_predict(sub):
 
 def cmd_predict(args):
     """``emonet predict``: classify clips (folders expanded); print or write the results."""
+    from emonet.inference.runtime import predict_only
+    predict_only()  # this process only predicts: TensorFlow loads without Keras's pandas/matplotlib/sklearn parts
     if args.window is not None or args.annotate is not None or args.hop is not None or args.format in ("srt", "vtt"):
         return _predict_timeline(args)
     from emonet.inference.journal import RESUMABLE_FORMATS, predict_into_file

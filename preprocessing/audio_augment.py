@@ -25,10 +25,8 @@ Examples
 (2, 1795)
 """
 
-import librosa
 import numpy as np
 
-from .audio import audio_functionals, feature_names
 from .constants import N_MFCC, SAMPLE_RATE
 from .errors import ConfigError
 
@@ -97,6 +95,7 @@ def speed_perturb(y, factor, *, sr=SAMPLE_RATE):
     y = np.asarray(y, np.float32)
     if len(y) == 0:
         return y
+    import librosa  # here, not at the top: the run configuration imports check_speeds without librosa
     # read as if recorded at sr * factor, resampled back to sr: fewer samples when factor > 1
     return librosa.resample(y, orig_sr=sr * factor, target_sr=sr, res_type="soxr_hq").astype(np.float32)
 
@@ -120,6 +119,7 @@ def speed_functionals(y, speeds, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     np.ndarray [shape=(len(speeds), n_features), dtype=float32]
         Row ``k`` = ``audio_functionals(speed_perturb(y, speeds[k]))``; 1,795 columns for 40 MFCCs.
     """
+    from .audio import audio_functionals, feature_names  # librosa and SciPy: imported on first use
     speeds = check_speeds(speeds)
     rows = [audio_functionals(speed_perturb(y, s, sr=sr), sr=sr, n_mfcc=n_mfcc)[0] for s in speeds]
     if not rows:

@@ -1,19 +1,23 @@
-"""One ffmpeg process per clip: its frames and its audio from a single decode.
+"""One ffmpeg process per clip: its description, its frames and its audio from a single run.
 
-:func:`decode_clip` starts one ffmpeg that demuxes the file once and writes two
-outputs: raw RGB frames (25 fps, scaled inside ffmpeg by the same filter graph as
-:func:`preprocessing.media.decode_frames`) to stdout, and 16 kHz mono float32 samples
-(as :func:`preprocessing.media.decode_audio`) to a second pipe passed to ffmpeg as an
-extra file descriptor (``pipe:<fd>``). The frames and samples are identical to the two
-separate decodes (``tests/test_av_decode.py`` checks it on a real clip); one process
-instead of two saves a process start, a second demux of the file and, for the audio,
-a second pass over the container (``experiments/bench_extract.py``: ``decode`` against
-``decode_two_processes``, record ``experiments/results/extract.json``).
+:func:`decode_clip` starts one ffmpeg that opens the file once, describes it (what a probe
+would say, :mod:`preprocessing.av_session`) and writes two outputs: raw RGB frames (25 fps,
+scaled inside ffmpeg by the same filters as :func:`preprocessing.media.decode_frames`, sized
+from that description) to stdout, and 16 kHz mono float32 samples (as
+:func:`preprocessing.media.decode_audio`) to a second pipe passed to ffmpeg as an extra file
+descriptor (``pipe:<fd>``). The frames, samples and :class:`~preprocessing.probe.MediaInfo`
+are identical to a probe followed by two separate decodes (``tests/test_av_decode.py``, with
+ffmpeg 7.0 and 5.1); one process instead of three saves two process starts, two openings of
+the file and, for the audio, a second pass over the container (``experiments/bench_extract.py``:
+``decode`` against ``decode_probed`` and ``decode_two_processes``, record
+``experiments/results/extract.json``).
 
-A clip with only one of the two streams, or a platform without ``pass_fds``
-(Windows), takes the one-stream functions of :mod:`preprocessing.media`. Damage is
-judged per stream by :func:`preprocessing.truncation.judge_damage`, as there; ffmpeg's
-exit status and complaints belong to the one process, so a note may name both streams.
+A clip with only one of the two streams (the described run stops at the missing stream's
+``-map``), an audio file (by suffix: probed, then decoded), a caller's probe passed as
+``info``, or a platform without ``pass_fds`` (Windows) takes a probe and the one-stream
+functions of :mod:`preprocessing.media`, or one process built from ``info``. Damage is judged
+per stream by :func:`preprocessing.truncation.judge_damage`, as there; ffmpeg's exit status
+and complaints belong to the one process, so a note may name both streams.
 
 Examples
 --------
@@ -26,12 +30,13 @@ import dataclasses
 import os
 import subprocess
 import threading
+from pathlib import Path
 
 import ffmpeg
 import numpy as np
 
-from . import media
-from .constants import FPS, SAMPLE_RATE
+from . import av_session, media
+from .constants import AUDIO_SUFFIXES, FPS, SAMPLE_RATE
 from .pipes import pump_stdout
 
 
@@ -52,7 +57,7 @@ class DecodedClip:
     Attributes
     ----------
     info : MediaInfo
-        The probe of the file.
+        What ffmpeg says about the file (the decoding run's own description, or the probe's).
     frames : np.ndarray [shape=(T, H, W, 3), dtype=uint8] or None
         RGB frames at 25 fps (None: no video stream).
     index : np.ndarray [shape=(T,), dtype=int32] or None
@@ -60,7 +65,9 @@ class DecodedClip:
     audio : np.ndarray [shape=(N,), dtype=float32] or None
         Mono samples in [-1, 1] at ``sample_rate`` Hz (None: no audio stream).
     processes : int
-        ffmpeg processes that decoded the clip (1, or 2 on the fallback path), not counting the probe.
+        ffmpeg processes run for the clip: 1 when one described and decoded it; a probe (or a
+        described run whose guess of the streams was wrong) and one decode per stream otherwise.
+        A probe passed in as ``info`` is not counted.
     """
 
     info: media.MediaInfo
@@ -73,6 +80,10 @@ class DecodedClip:
 def decode_clip(path, *, max_side=320, size=None, max_frames=None, sample_rate=SAMPLE_RATE, info=None,
                 notes=None, single_process=None):
     """Decode a clip's video and audio, with one ffmpeg process when it has both.
+
+    Without ``info`` the decoding ffmpeg describes the clip itself, no probe is run
+    (:class:`preprocessing.av_session.DescribedDecode`); with ``info`` the command is built
+    from it.
 
     Parameters
     ----------
@@ -87,8 +98,8 @@ def decode_clip(path, *, max_side=320, size=None, max_frames=None, sample_rate=S
     notes : list of str, optional
         Receives the one-line notes of a clip cut short but kept (see :mod:`preprocessing.media`).
     single_process : bool, optional
-        False: two processes (the path of :mod:`preprocessing.media`), for comparison.
-        Default: :data:`SINGLE_PROCESS`.
+        False: a probe then one process per stream (the path of :mod:`preprocessing.media`), for
+        comparison. Default: :data:`SINGLE_PROCESS`.
 
     Returns
     -------
@@ -97,11 +108,25 @@ def decode_clip(path, *, max_side=320, size=None, max_frames=None, sample_rate=S
     Raises
     ------
     MediaError
-        As :func:`preprocessing.media.decode_frames_with_index` and
-        :func:`preprocessing.media.decode_audio`: nothing decodes, or too little of a damaged stream.
+        As :func:`preprocessing.media.probe`, :func:`preprocessing.media.decode_frames_with_index` and
+        :func:`preprocessing.media.decode_audio`: not media, nothing decodes, or too little of a damaged stream.
     """
-    info = info or media.probe(path)
     single = SINGLE_PROCESS if single_process is None else single_process
+    spent = 0  # ffmpeg processes run before the decode (a probe, a described run that guessed wrong)
+    if info is None and single and Path(path).suffix.lower() not in AUDIO_SUFFIXES \
+            and av_session.filter_option(media.ffmpeg_binary()):
+        run = av_session.DescribedDecode(path, sample_rate=sample_rate, threads=DECODE_THREADS)
+        info = run.describe()
+        if info.has_video and info.has_audio:
+            try:
+                return _decode_described(run, path, info, max_side, size, max_frames, sample_rate, notes)
+            finally:
+                run.abort()  # nothing once ffmpeg has finished; stops it on an error (a video of unknown size)
+        run.abort()  # one stream only (its -map has stopped ffmpeg): decode it with what ffmpeg said
+        spent = 1
+    elif info is None:
+        info = media.probe(path)
+        spent = 1
     if not (single and info.has_video and info.has_audio):
         frames = index = y = None
         if info.has_video:
@@ -109,7 +134,7 @@ def decode_clip(path, *, max_side=320, size=None, max_frames=None, sample_rate=S
                                                            max_frames=max_frames, info=info, notes=notes)
         if info.has_audio:
             y = media.decode_audio(path, sample_rate=sample_rate, info=info, notes=notes)
-        return DecodedClip(info, frames, index, y, processes=int(info.has_video) + int(info.has_audio))
+        return DecodedClip(info, frames, index, y, processes=spent + int(info.has_video) + int(info.has_audio))
     info, (width, height) = media.video_output(path, info, size, max_side)
     source = ffmpeg.input(str(path), threads=DECODE_THREADS)
     expected = None if info.duration is None else int(round(info.duration * FPS))
@@ -123,6 +148,20 @@ def decode_clip(path, *, max_side=320, size=None, max_frames=None, sample_rate=S
             cmd=media.ffmpeg_binary())
 
     returncode, stderr, samples = _run_with_audio_pipe(command, width * height * 3, picker.offer)
+    frames, index = media.judged_frames(path, picker, expected, (width, height), returncode=returncode,
+                                        stderr=stderr, notes=notes)
+    y = media.judged_audio(path, samples, info.duration, sample_rate, returncode=returncode, stderr=stderr,
+                           notes=notes)
+    return DecodedClip(info, frames, index, y, processes=spent + 1)
+
+
+def _decode_described(run, path, info, max_side, size, max_frames, sample_rate, notes):
+    """The :class:`DecodedClip` of a described run (:class:`~preprocessing.av_session.DescribedDecode`) of a clip
+    with video and audio: its filter sized from ``info``, both streams judged as in :mod:`preprocessing.media`."""
+    info, (width, height) = media.video_output(path, info, size, max_side)
+    expected = None if info.duration is None else int(round(info.duration * FPS))
+    picker = media.FramePicker(max_frames, expected)
+    returncode, stderr, samples = run.decode(media.rgb_filter(width, height), width * height * 3, picker.offer)
     frames, index = media.judged_frames(path, picker, expected, (width, height), returncode=returncode,
                                         stderr=stderr, notes=notes)
     y = media.judged_audio(path, samples, info.duration, sample_rate, returncode=returncode, stderr=stderr,

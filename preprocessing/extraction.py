@@ -21,7 +21,6 @@ import platform
 import subprocess
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from . import audio, av_decode, defaults, faces, images, media
 from .audio_augment import check_speeds, speed_functionals
@@ -29,6 +28,7 @@ from .constants import CLASSES, FPS, N_MFCC, SAMPLE_RATE
 from .errors import ConfigError, EmonetError, one_line
 from .face_corpora import read_fer2013_face
 from .store import ClipFeatures, clip_key
+from .threads import one_blas_thread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,7 +367,7 @@ def process_record(record, params):
         ``("ok", ClipFeatures)`` or ``("failed", key, relpath, source, reason)``.
     """
     try:
-        with threadpool_limits(limits=1):  # one BLAS thread per worker: workers are the parallelism
+        with one_blas_thread():  # one BLAS thread per worker: workers are the parallelism
             arrays, attrs, notes = extract_clip(record.path, params, detector=faces.process_detector(params.detector),
                                                 face_crop=record.face_crop, row_offset=record.row_offset)
     except EmonetError as exc:  # its message already names the file

@@ -42,7 +42,7 @@ from .truncation import MIN_AUDIO_SECONDS, MIN_DECODED_SHARE, MIN_FRAMES, TRUNCA
 __all__ = [
     "FFMPEG_ENV", "MIN_AUDIO_SECONDS", "MIN_DECODED_SHARE", "MIN_FRAMES", "TRUNCATION_RATIO", "MediaInfo",
     "FramePicker", "check_readable", "decode_audio", "decode_frames", "decode_frames_with_index", "ffmpeg_binary", "ffmpeg_cause", "iter_audio", "iter_frames", "output_size", "probe",
-    "judged_audio", "judged_frames", "rgb_output", "run_streaming", "uniform_indices", "video_output",
+    "judged_audio", "judged_frames", "rgb_filter", "rgb_output", "run_streaming", "uniform_indices", "video_output",
 ]
 
 def output_size(width, height, max_side):
@@ -159,6 +159,12 @@ def rgb_output(source, width, height, target="pipe:"):
     ``target`` (stdout by default). Shared by every whole-clip decode, so their frames are identical."""
     return (source.video.filter("fps", fps=FPS).filter("scale", width, height).filter("setsar", 1)
             .output(target, format="rawvideo", pix_fmt="rgb24"))
+
+
+def rgb_filter(width, height):
+    """The filters of :func:`rgb_output` as ffmpeg's filter text (for a decode that reads its filter from a pipe,
+    :mod:`preprocessing.av_session`): :data:`FPS` fps, ``width`` x ``height`` px, square pixels."""
+    return f"fps=fps={FPS},scale={width}:{height},setsar=1"
 
 
 def uniform_indices(n_total, n_keep):

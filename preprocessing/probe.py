@@ -137,6 +137,8 @@ _SAR = re.compile(r"SAR (\d+):(\d+)")
 _FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
 _RATE = re.compile(r"(\d+) Hz")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
+#: Where the first input's description ends: the next input, an output, or the stream mapping.
+_END_OF_INPUT = re.compile(r"^\s*(?:Input #[1-9]|Output #\d|Stream mapping:)", re.MULTILINE)
 
 
 def check_readable(path):
@@ -181,9 +183,34 @@ def probe(path):
     path = check_readable(path)
     cmd = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path)]
     proc = subprocess.run(cmd, capture_output=True, timeout=120)
-    text = proc.stderr.decode("utf-8", "replace")
+    return parse_input(path, proc.stderr.decode("utf-8", "replace"))
+
+
+def parse_input(path, text, cause=None):
+    """Read ffmpeg's description of its first input (``Input #0`` ...) into a :class:`MediaInfo`.
+
+    The text is what ``ffmpeg -i`` prints, or the same description printed by a decoding ffmpeg
+    (:mod:`preprocessing.av_session`); it is read up to the next input or output (``Input #1``,
+    ``Output #0``, ``Stream mapping:``), so only the first input's streams count.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file described (named in errors).
+    text : str
+        ffmpeg's stderr, without log-level tags.
+    cause : str, optional
+        ffmpeg's complaint to quote when ``text`` holds no description (default: the last
+        lines of ``text``, :func:`ffmpeg_cause`).
+
+    Raises
+    ------
+    MediaError
+        No description (not a media file ffmpeg reads), or neither a video nor an audio stream.
+    """
     if "Input #0" not in text:
-        raise MediaError(f"{path}: not a readable media file ({ffmpeg_cause(text)})")
+        raise MediaError(f"{path}: not a readable media file ({cause or ffmpeg_cause(text)})")
+    text = _END_OF_INPUT.split(text[text.index("Input #0"):], maxsplit=1)[0]
     duration = None
     match = _DURATION.search(text)
     if match:

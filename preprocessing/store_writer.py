@@ -57,7 +57,9 @@ MIN_COMMIT_BYTES = 64 * 2**20
 #: ... and at least this share of the committed store's size (1.0: the store doubles).
 COMMIT_RATIO = 1.0
 
-_COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+#: gzip level 1: on composite clips 1.7% larger than level 4 and 40% less CPU in the one process that writes
+#: (15 against 25 ms per clip under load, the writer competing with the workers for 2 cores).
+_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
 
 class StoreWriter:

@@ -531,3 +531,28 @@ def test_reduce_audio_across_the_two_vector_widths():
     assert silent.shape == (2, current.transform(wide[:1]).shape[1]) and not silent.any()
     with pytest.raises(ReducerError, match="1475 features, but AudioReducer is expecting 1795"):
         reduce_audio(current, wide[:2, :LEGACY_WIDTH], np.ones(2, bool))
+
+
+@pytest.mark.parametrize("mode", ["lda", "pca", "none"])
+def test_the_inference_reducer_transforms_exactly_as_the_estimator(tmp_path, mode):
+    from emonet.features.reducer_apply import FittedReducer
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(140, 60)), np.repeat(np.arange(7), 20)
+    reducer = AudioReducer(n_components=24, mode=mode).fit(X, None if mode == "pca" else y)
+    path = reducer.save(tmp_path / "reducer.npz")
+    light = FittedReducer.load(path)
+    new = rng.normal(size=(9, 60))
+    assert np.array_equal(light.transform(new), reducer.transform(new))
+    assert (light.n_features_in_, light.n_components_) == (reducer.n_features_in_, reducer.n_components_)
+    with pytest.raises(ReducerError, match="features"):
+        light.transform(new[:, :10])
+
+
+@pytest.mark.parametrize("name", ["emonet/pretrained/emonet-base/reducer.npz", "tests/data/legacy/reducer_lda.npz",
+                                  "tests/data/legacy/reducer_lda_plain.npz", "tests/data/legacy/reducer_none.npz"])
+def test_the_inference_reducer_reads_shipped_and_legacy_files(name):
+    from emonet.features.reducer_apply import FittedReducer
+    path = Path(__file__).resolve().parents[1] / name
+    heavy, light = AudioReducer.load(path), FittedReducer.load(path)
+    X = np.random.default_rng(0).normal(size=(5, heavy.n_features_in_))
+    assert np.array_equal(light.transform(X), heavy.transform(X))

@@ -28,7 +28,6 @@ from functools import cached_property
 from pathlib import Path
 
 from preprocessing.errors import ModelError
-from preprocessing.extraction import library_versions
 from preprocessing.files import atomic_write_text
 
 from emonet.experiment.config import config_yaml, load_resolved_config
@@ -200,6 +199,8 @@ class RunDir:
         import keras
         import sklearn
         import tensorflow as tf
+
+        from preprocessing.extraction import library_versions  # librosa, OpenCV: not for every run folder read
         versions = {**library_versions(), "tensorflow": tf.__version__, "keras": keras.__version__,
                     "scikit-learn": sklearn.__version__, "git_commit": git_commit(),
                     "machine": f"{platform.machine()} {os.cpu_count()} cpus", "argv": sys.argv}

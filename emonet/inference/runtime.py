@@ -75,11 +75,43 @@ def _native_log_filtered():
                 sys.stderr.flush()
 
 
+#: Packages Keras imports at start-up only for optional integrations: pandas (DataFrames given to
+#: ``fit``), matplotlib (``keras.visualization``), scikit-learn (``keras.wrappers``), each behind a
+#: ``try: import ... except ImportError``. A process that only predicts (:func:`predict_only`) holds them
+#: back while TensorFlow loads: its import took 2.4-3.5 s instead of 3.8-6.1 s (2 cores, load 4-5,
+#: alternating runs). They stay importable afterwards; only those Keras integrations are off.
+KERAS_OPTIONAL = ("pandas", "matplotlib", "sklearn")
+
+_PREDICT_ONLY = []  # non-empty once predict_only() has been called in this process
+
+
+def predict_only():
+    """Declare this process one that only predicts (``emonet predict``): :func:`import_tensorflow` then loads
+    TensorFlow without Keras's optional integrations (:data:`KERAS_OPTIONAL`). Not for a library user's
+    process, whose own Keras code may want them."""
+    _PREDICT_ONLY.append(True)
+
+
+@contextlib.contextmanager
+def _held_back(names):
+    """In the block, ``import NAME`` raises ImportError for each of ``names`` (not yet imported); restored after."""
+    names = [name for name in names if name not in sys.modules]
+    for name in names:
+        sys.modules[name] = None
+    try:
+        yield
+    finally:
+        for name in names:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
 def import_tensorflow():
     """TensorFlow, imported without its start-up notices on stderr (see :data:`TF_MIN_LOG_LEVEL`).
 
     Call it before anything imports TensorFlow or Keras (the CLI and :func:`emonet.load_model`
-    do); once TensorFlow is loaded it only returns the module. Sets ``TF_CPP_MIN_LOG_LEVEL``
+    do); once TensorFlow is loaded it only returns the module. In a prediction-only process
+    (:func:`predict_only`) Keras's optional integrations are left out. Sets ``TF_CPP_MIN_LOG_LEVEL``
     to :data:`TF_MIN_LOG_LEVEL` unless it is set; oneDNN stays on (turning it off with
     ``TF_ENABLE_ONEDNN_OPTS=0`` would silence the notice too, but makes the frame encoder
     1.5-2 times slower on CPU).
@@ -87,7 +119,7 @@ def import_tensorflow():
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_MIN_LOG_LEVEL)
-    with _native_log_filtered():
+    with _native_log_filtered(), _held_back(KERAS_OPTIONAL if _PREDICT_ONLY else ()):
         import tensorflow as tf
         tf.config.list_physical_devices()  # device discovery (CUDA on a GPU install) logs here too
     return tf

@@ -15,7 +15,7 @@ from emonet.experiment.rundir import RunDir
 from emonet.features.embedding import embed_faces, read_embedding_cache, reduce_audio
 from emonet.features.datasets import sequence_batch
 from emonet.features.frames import sample_indices
-from emonet.features.reducer import AudioReducer
+from emonet.features.reducer_apply import FittedReducer
 from emonet.nn.io import load_model
 from emonet.nn.models import modes_needing
 # the shipped model's folder, also importable from here as before runtime.py held it
@@ -55,7 +55,8 @@ class TrainedRun:
                              f"(training not finished?)")
         self.model = load_model(self.model_path, compile=False)
         self.needs_video, self.needs_audio = modes_needing(self.mode)
-        self.reducer = AudioReducer.load(self.run.reducer_path) if self.needs_audio else None
+        # the transform alone, without scikit-learn (its import was a quarter of a one-clip prediction)
+        self.reducer = FittedReducer.load(self.run.reducer_path) if self.needs_audio else None
         self.frame_encoder = load_model(self.run.frame_encoder_path, compile=False) if self.needs_video else None
         self.image_size = self.config.model.image_size
         self.n_frames = self.config.model.n_frames
