@@ -32,6 +32,7 @@ from . import audio, faces
 from .constants import SAMPLE_RATE
 from .errors import ConfigError, StoreError, one_line
 from .extraction import failure_result, library_versions, process_record
+from .lifetime import exit_with
 from .store import FeatureStore, clip_key
 from .store_writer import StoreWriter
 
@@ -189,16 +190,13 @@ def _drain(records, *, submit, next_done, window, lost, handle):
             submit_next()
 
 
-def _worker_init(params):
-    """Runs in each worker: one OpenCV thread (the workers are the parallelism), die with the parent
-    (Linux), so a killed job leaves no orphans, and warm up (:func:`_warm_up`)."""
+def _worker_init(params, job_pid):
+    """Runs in each worker: one OpenCV thread (the workers are the parallelism), end with the job
+    (:func:`preprocessing.lifetime.exit_with`: its parent is the fork server, which outlives a killed
+    job while its workers live), so a killed job leaves no processes behind, and warm up (:func:`_warm_up`)."""
     import cv2
     cv2.setNumThreads(1)
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    exit_with(job_pid)
     _warm_up(params)
 
 
@@ -225,7 +223,7 @@ def _local_pool(workers, params):
     """
     context = multiprocessing.get_context("forkserver")
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
-                                initargs=(params,)) as pool:
+                                initargs=(params, os.getpid())) as pool:
         for _ in range(workers):  # a pool starts a worker per task submitted while none is idle
             pool.submit(os.getpid)
         yield pool

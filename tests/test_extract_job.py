@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from preprocessing.files import leftover_temporaries
 from preprocessing.runner import run_extraction
 from preprocessing.store import FeatureStore
 
-from conftest import CREMA_D, make_clip
+from conftest import CREMA_D, descendants, make_clip, running
 
 GOOD = {  # relpath -> make_clip kwargs
     "Train_AFEW/Angry/a 23976.mp4": {"fps": "24000/1001", "seconds": 2.0},
@@ -204,6 +205,7 @@ def test_crema_d_faces_are_found(tmp_path, capsys):
         assert all(r["face_rate"] > 0.8 and r["has_audio"] and not r["audio_silent"] for r in rows)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_kill_9_mid_job_then_resume(tmp_path):
     root = tmp_path / "data"
     for i in range(14):
@@ -217,10 +219,16 @@ def test_kill_9_mid_job_then_resume(tmp_path):
         time.sleep(0.05)
     while time.time() < deadline and len(list((tmp_path / "f.h5.pending").glob("*.h5"))) < 3:
         time.sleep(0.05)
+    helpers = descendants(proc.pid)  # the fork server, its two workers, the resource tracker
+    assert len(helpers) >= 3
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with FeatureStore(out) as store:  # the committed store opens after the kill
         assert len(store) < 14
+    deadline = time.time() + 20
+    while time.time() < deadline and [p for p in helpers if running(p)]:
+        time.sleep(0.1)
+    assert [p for p in helpers if running(p)] == []  # a killed job leaves no process behind
     finished = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-800:]
     assert "failed 0" in finished.stdout
@@ -230,3 +238,4 @@ def test_kill_9_mid_job_then_resume(tmp_path):
             assert store.clip(key)["faces"][()].shape[0] == 25
     assert not (tmp_path / "f.h5.pending").exists()
     assert leftover_temporaries(out) == []  # no temporary copy of the store is left by the killed commit
+

@@ -6,6 +6,10 @@ with the shipped model.
 
 import csv
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -15,7 +19,7 @@ from emonet.inference.predict import predict_clips
 from emonet.inference.workers import ExtractionFeed, check_workers, default_workers
 from preprocessing.errors import EmonetError
 
-from conftest import CREMA_D
+from conftest import CREMA_D, descendants, running
 
 CLIPS = sorted(CREMA_D.glob("*.flv"))
 
@@ -99,3 +103,27 @@ def test_resume_with_helpers_skips_what_the_journal_holds(tmp_path, capsys):
 def emonet_rows(path):
     import json
     return json.loads(path.read_text())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_predict_leaves_no_helper_behind(tmp_path):
+    """SIGKILL of `emonet predict -j 2` mid-batch: its helper processes end with it."""
+    clips = []
+    for copy in range(4):
+        for clip in CLIPS:
+            clips.append(tmp_path / f"{copy}_{clip.name}")
+            shutil.copy(clip, clips[-1])
+    proc = subprocess.Popen([sys.executable, "-m", "emonet.cli", "predict", *map(str, clips), "--workers", "2",
+                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    helpers = []
+    while time.time() < deadline and proc.poll() is None and len(helpers) < 2:
+        helpers = [p for p in descendants(proc.pid) if running(p)]
+        time.sleep(0.1)
+    assert proc.poll() is None and len(helpers) >= 2, "the helpers never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and [p for p in helpers if running(p)]:
+        time.sleep(0.1)
+    assert [p for p in helpers if running(p)] == []

@@ -27,6 +27,7 @@ import os
 import signal
 
 from preprocessing.errors import EmonetError, MediaError, one_line
+from preprocessing.lifetime import exit_with
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +69,11 @@ def _spawn():
     return multiprocessing.get_context("spawn")
 
 
-def _ignore_sigint():
-    """Helper start-up: Ctrl-C is the main process's to handle (it stops the helpers)."""
+def _helper_start(owner_pid):
+    """Helper start-up: Ctrl-C is the main process's to handle (it stops the helpers), and the
+    helper ends with the main process, even a SIGKILLed one (:func:`preprocessing.lifetime.exit_with`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with(owner_pid)
 
 
 _PARAMS = {}
@@ -144,7 +147,7 @@ class ExtractionFeed:
         if workers > 0 and self.paths:
             from concurrent.futures import ProcessPoolExecutor
             self._pool = ProcessPoolExecutor(min(workers, len(self.paths)), mp_context=_spawn(),
-                                             initializer=_ignore_sigint)
+                                             initializer=_helper_start, initargs=(os.getpid(),))
             self._ahead = ahead or prefetch(workers, 16)
             self._fill()
 
@@ -182,9 +185,9 @@ class ExtractionFeed:
         self.close()
 
 
-def _stream_loop(produce, tasks, results, cancel):
+def _stream_loop(produce, tasks, results, cancel, owner_pid):
     """A streaming helper's life: for each task ``(args, kwargs)``, send ``produce``'s items, then an end mark."""
-    _ignore_sigint()
+    _helper_start(owner_pid)
     for args, kwargs in iter(tasks.get, None):
         items = None
         try:
@@ -216,7 +219,7 @@ class StreamHelper:
         self._tasks, self._results = context.SimpleQueue(), context.Queue(STREAM_QUEUE)
         self._cancel = context.Event()
         self._open, self._task = False, 0  # a task was sent and its end mark not read yet; its number
-        self._process = context.Process(target=_stream_loop, args=(produce, self._tasks, self._results, self._cancel),
+        self._process = context.Process(target=_stream_loop, args=(produce, self._tasks, self._results, self._cancel, os.getpid()),
                                         daemon=True, name=f"emonet-{produce.__name__}")
         self._process.start()
 
