@@ -378,22 +378,42 @@ def build_parser():
 
 
 def main(argv=None):
-    """Entry point of the ``emonet`` console script; returns the exit status."""
+    """Entry point of the ``emonet`` console script; returns the exit status.
+
+    Run as the command (``argv`` None), ``emonet predict`` ends its process once its output is
+    written (:func:`exit_now`) instead of returning.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        return args.func(args)
+        status = args.func(args)
     except EmonetError as exc:
         print(f"emonet {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        status = EXIT_USAGE
     except OSError as exc:  # a file system refusal we did not foresee: still one line, naming the file
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"emonet {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        status = EXIT_USAGE
     except KeyboardInterrupt:
         print(f"emonet {args.command}: interrupted; finished clips are kept, run again to resume", file=sys.stderr)
-        return 130
+        status = 130
+    if argv is None and args.command == "predict":
+        exit_now(status)
+    return status
+
+
+def exit_now(status):
+    """End the process with ``status`` once the output streams and the log are flushed.
+
+    Skips the interpreter's teardown: TensorFlow's, and joining idle helper processes (they end
+    with this process, :mod:`preprocessing.lifetime`); every file ``predict`` writes is complete
+    before it returns. About 0.9 s of a 4.7 s one-clip prediction (experiments/bench_startup.py).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ and Keras's optional integrations (pandas, matplotlib) stay out of it; they cost
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from threadpoolctl import threadpool_info
 
@@ -42,3 +46,38 @@ def test_one_blas_thread_first_and_later_calls():
         with one_blas_thread():
             assert all(pool["num_threads"] == 1 for pool in threadpool_info())
         assert [pool["num_threads"] for pool in threadpool_info()] == before
+
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_command_exits_at_once_with_its_output_written_and_no_helper_left(tmp_path):
+    """`emonet predict` as a command ends its process once the answer is written (cli.exit_now): the
+    JSON file is whole, the table is on stdout, and nothing it started keeps running after it."""
+    out = tmp_path / "one.json"
+    clip = str(CREMA_D / "1001_DFA_HAP_XX.flv")
+    proc = subprocess.Popen([sys.executable, "-m", "emonet.cli", "predict", clip, "-f", "json", "-o", str(out),
+                             "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # its session id is its pid
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-800:]
+    assert [row["emotion"] for row in json.loads(out.read_text())] == ["Happy"]
+    deadline = time.time() + 20
+    while time.time() < deadline and session_members(proc.pid):
+        time.sleep(0.1)
+    assert session_members(proc.pid) == []  # helpers, ffmpeg, fork server: all ended with it
+    table = subprocess.run([sys.executable, "-m", "emonet.cli", "predict", clip, "--no-progress"], cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+    assert table.returncode == 0 and "1001_DFA_HAP_XX.flv" in table.stdout and "Happy" in table.stdout
+
+
+def session_members(sid):
+    """Running (not zombie) processes of session ``sid`` (Linux ``/proc``)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            members.append(int(stat.parent.name))
+    return members
