@@ -6,7 +6,6 @@ status 2; a batch in which some clips failed exits with status 1.
 """
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from preprocessing.errors import ConfigError, EmonetError
 
 from emonet import __version__
 from emonet.cli_help import EVALUATE_EXAMPLES, EXTRACT_EXAMPLES, PREDICT_EXAMPLES, TRAIN_EXAMPLES
+from emonet.cli_logging import configure_logging
 from emonet.inference.predict import TF_MIN_LOG_LEVEL
 
 # TensorFlow reads its C++ log level when it loads: set before any command imports it
@@ -25,38 +25,9 @@ EXIT_SOME_FAILED = 1
 #: Exit status for a user error (bad arguments, missing folder, ...).
 EXIT_USAGE = 2
 
-#: Loggers of the library whose messages the command shows on stderr.
-LIBRARY_LOGGERS = ("emonet", "preprocessing")
-
-
-class _StderrHandler(logging.StreamHandler):
-    """One-line messages to whatever ``sys.stderr`` is at the time (so redirections and test captures see them)."""
-
-    def __init__(self):
-        super().__init__(stream=sys.stderr)
-        self.setFormatter(logging.Formatter("%(message)s"))
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):
-        pass
-
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """``--help``: each option's default shown, the examples of the epilog kept as written."""
-
-
-def configure_logging():
-    """Show the library's progress messages (INFO and above) on stderr, once per process."""
-    for name in LIBRARY_LOGGERS:
-        library = logging.getLogger(name)
-        library.setLevel(logging.INFO)
-        if not any(isinstance(h, _StderrHandler) for h in library.handlers):
-            library.addHandler(_StderrHandler())
-        library.propagate = False
 
 
 def _add_extract(sub):
@@ -240,7 +211,7 @@ def _add_predict(sub):
 def cmd_predict(args):
     """``emonet predict``: classify clips (folders expanded); print or write the results."""
     from emonet.inference.runtime import predict_only
-    predict_only()  # this process only predicts: TensorFlow loads without Keras's pandas/matplotlib/sklearn parts
+    predict_only()  # TensorFlow loads without Keras's pandas/matplotlib/sklearn parts
     if args.window is not None or args.annotate is not None or args.hop is not None or args.format in ("srt", "vtt"):
         return _predict_timeline(args)
     from emonet.inference.journal import RESUMABLE_FORMATS, predict_into_file
@@ -378,11 +349,8 @@ def build_parser():
 
 
 def main(argv=None):
-    """Entry point of the ``emonet`` console script; returns the exit status.
-
-    Run as the command (``argv`` None), ``emonet predict`` ends its process once its output is
-    written (:func:`exit_now`) instead of returning.
-    """
+    """Entry point of the ``emonet`` console script; returns the exit status (``emonet predict`` run as the
+    command, ``argv`` None, ends its process once its output is written: ``runtime.exit_now``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging()
@@ -399,21 +367,9 @@ def main(argv=None):
         print(f"emonet {args.command}: interrupted; finished clips are kept, run again to resume", file=sys.stderr)
         status = 130
     if argv is None and args.command == "predict":
+        from emonet.inference.runtime import exit_now
         exit_now(status)
     return status
-
-
-def exit_now(status):
-    """End the process with ``status`` once the output streams and the log are flushed.
-
-    Skips the interpreter's teardown: TensorFlow's, and joining idle helper processes (they end
-    with this process, :mod:`preprocessing.lifetime`); every file ``predict`` writes is complete
-    before it returns. About 0.9 s of a 4.7 s one-clip prediction (experiments/bench_startup.py).
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ extraction settings before (or without) TensorFlow loads.
 
 import contextlib
 import dataclasses
+import logging
 import os
 import re
 import sys
@@ -161,3 +162,16 @@ def folder_prediction_params(folder):
     """:func:`params_for_prediction` of the run in ``folder``, read without loading its model (no TensorFlow)."""
     from emonet.experiment.rundir import RunDir
     return params_for_prediction(dataclasses.asdict(RunDir(folder).config.extract))
+
+
+def exit_now(status):
+    """End the process with ``status`` once the output streams and the log are flushed (``emonet predict``).
+
+    Skips the interpreter's teardown: TensorFlow's, and joining idle helper processes (they end
+    with this process, :mod:`preprocessing.lifetime`); every file ``predict`` writes is complete
+    before it returns. About 1.3 s of a one-clip prediction (experiments/bench_startup.py).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(status)
