@@ -51,7 +51,7 @@ def test_one_blas_thread_first_and_later_calls():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_command_exits_at_once_with_its_output_written_and_no_helper_left(tmp_path):
-    """`emonet predict` as a command ends its process once the answer is written (cli.exit_now): the
+    """`emonet predict` as a command ends its process once the answer is written (runtime.exit_now): the
     JSON file is whole, the table is on stdout, and nothing it started keeps running after it."""
     out = tmp_path / "one.json"
     clip = str(CREMA_D / "1001_DFA_HAP_XX.flv")
