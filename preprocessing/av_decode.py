@@ -37,7 +37,7 @@ import numpy as np
 
 from . import av_session, media
 from .constants import AUDIO_SUFFIXES, FPS, SAMPLE_RATE
-from .pipes import pump_stdout
+from .pipes import pump_stdout, read_all
 
 
 #: True where an extra pipe can be handed to ffmpeg (``subprocess.Popen(pass_fds=...)``, POSIX).
@@ -194,19 +194,9 @@ def _run_with_audio_pipe(command, chunk_bytes, consume):
         os.close(write_audio)  # ffmpeg holds the only write end now: EOF when it exits
     errors, samples = [], []
     readers = [threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True),
-               threading.Thread(target=lambda: samples.append(_read_all(read_audio)), daemon=True)]
+               threading.Thread(target=lambda: samples.append(read_all(read_audio)), daemon=True)]
     try:
         returncode = pump_stdout(proc, chunk_bytes, consume, readers)
     finally:
         os.close(read_audio)
     return returncode, b"".join(errors).decode("utf-8", "replace"), b"".join(samples)
-
-
-def _read_all(fd):
-    """All bytes from file descriptor ``fd`` until EOF (the fd stays open: the caller closes it)."""
-    chunks = []
-    while True:
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)

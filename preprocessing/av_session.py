@@ -39,7 +39,7 @@ import threading
 import time
 
 from .errors import MediaError
-from .pipes import pump_stdout
+from .pipes import pump_stdout, read_all
 from .probe import check_readable, ffmpeg_binary, ffmpeg_cause, parse_input
 
 #: Seconds to wait for ffmpeg to describe a clip (as the probe's timeout).
@@ -215,7 +215,7 @@ class DescribedDecode:
         _close(self._script)
         self._script = None
         samples = []
-        reader = threading.Thread(target=lambda: samples.append(_read_all(self._audio)), daemon=True)
+        reader = threading.Thread(target=lambda: samples.append(read_all(self._audio)), daemon=True)
         try:
             returncode = pump_stdout(self.proc, frame_bytes, consume, [reader])
         finally:
@@ -252,13 +252,3 @@ def _close(*fds):
     for fd in fds:
         if fd is not None:
             os.close(fd)
-
-
-def _read_all(fd):
-    """All bytes from file descriptor ``fd`` until EOF (the fd stays open: the caller closes it)."""
-    chunks = []
-    while True:
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)

@@ -7,6 +7,7 @@ blocks on a full pipe; then it closes stdout, waits for the process and joins th
 (:mod:`preprocessing.media`); :mod:`preprocessing.av_decode` adds its audio pipe.
 """
 
+import os
 import subprocess
 import threading
 
@@ -64,3 +65,13 @@ def run_streaming(cmd, chunk_bytes, consume):
     drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
     returncode = pump_stdout(proc, chunk_bytes, consume, [drain])
     return returncode, b"".join(errors).decode("utf-8", "replace")
+
+
+def read_all(fd):
+    """All bytes from file descriptor ``fd`` until EOF (the fd stays open: the caller closes it)."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
