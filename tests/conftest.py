@@ -3,11 +3,14 @@
 import contextlib
 import logging
 import os
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from preprocessing import media
 from preprocessing.media import ffmpeg_binary
 
 TESTS = Path(__file__).resolve().parent
@@ -88,15 +91,22 @@ def collected_messages():
         library.setLevel(level)
 
 
-def descendants(pid):
-    """Process ids of every descendant of ``pid`` (Linux ``/proc``)."""
-    children = {}
+
+def process_stats():
+    """(pid, state, ppid, session) of every process (Linux ``/proc/PID/stat``; the name may hold spaces)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            yield int(stat.parent.name), fields[0], int(fields[1]), int(fields[3])
         except (OSError, IndexError, ValueError):
             continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
+
+
+def descendants(pid):
+    """Process ids of every descendant of ``pid``."""
+    children = {}
+    for child, _, ppid, _ in process_stats():
+        children.setdefault(ppid, []).append(child)
     found, todo = [], [pid]
     while todo:
         kids = children.get(todo.pop(), [])
@@ -105,9 +115,35 @@ def descendants(pid):
     return found
 
 
+def session_members(sid):
+    """Running (not zombie) processes of session ``sid``."""
+    return [pid for pid, state, _, session in process_stats() if session == sid and state != "Z"]
+
+
 def running(pid):
     """Whether process ``pid`` exists and is not a zombie."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def left_after(list_now, seconds=20.0):
+    """``list_now()`` once it is empty, or after ``seconds`` (e.g. the processes a killed job left running)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and list_now():
+        time.sleep(0.1)
+    return list_now()
+
+
+@pytest.fixture(params=["wheel", "system"])
+def which_ffmpeg(request, monkeypatch):
+    """The wheel's ffmpeg (7.0), then the system one (Debian's 5.1 here; skipped when absent)."""
+    if request.param == "system":
+        system = shutil.which("ffmpeg")
+        if not system:
+            pytest.skip("no system ffmpeg on PATH")
+        monkeypatch.setenv(media.FFMPEG_ENV, system)
+    else:
+        monkeypatch.delenv(media.FFMPEG_ENV, raising=False)
+    return media.ffmpeg_binary()

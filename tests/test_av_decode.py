@@ -1,7 +1,6 @@
 """One ffmpeg process per clip, describing the clip itself: the same frames, samples and MediaInfo as a
 probe followed by two separate decodes, whichever ffmpeg build runs."""
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -73,19 +72,6 @@ def test_a_real_clip_cut_short_is_kept_and_said_whatever_the_process_layout(sing
     assert len(decoded.frames) == 111
     assert any(note.startswith(f"cut short: {clip}: video 111 of 157 frames") for note in notes)
     assert any(note.startswith(f"cut short: {clip}: audio") for note in notes)
-
-
-@pytest.fixture(params=["wheel", "system"])
-def which_ffmpeg(request, monkeypatch):
-    """The wheel's ffmpeg (7.0), then the system one (Debian's 5.1 here; skipped when absent)."""
-    if request.param == "system":
-        system = shutil.which("ffmpeg")
-        if not system:
-            pytest.skip("no system ffmpeg on PATH")
-        monkeypatch.setenv(media.FFMPEG_ENV, system)
-    else:
-        monkeypatch.delenv(media.FFMPEG_ENV, raising=False)
-    return media.ffmpeg_binary()
 
 
 def test_each_build_reads_its_filter_from_a_pipe(which_ffmpeg):

@@ -18,7 +18,7 @@ from preprocessing.files import leftover_temporaries
 from preprocessing.runner import run_extraction
 from preprocessing.store import FeatureStore
 
-from conftest import CREMA_D, descendants, make_clip, running
+from conftest import CREMA_D, descendants, left_after, make_clip, running
 
 GOOD = {  # relpath -> make_clip kwargs
     "Train_AFEW/Angry/a 23976.mp4": {"fps": "24000/1001", "seconds": 2.0},
@@ -224,10 +224,7 @@ def test_kill_9_mid_job_then_resume(tmp_path):
     proc.wait()
     with FeatureStore(out) as store:  # the committed store opens after the kill
         assert len(store) < 14
-    deadline = time.time() + 20
-    while time.time() < deadline and [p for p in helpers if running(p)]:
-        time.sleep(0.1)
-    assert [p for p in helpers if running(p)] == []  # a killed job leaves no process behind
+    assert left_after(lambda: [p for p in helpers if running(p)]) == []  # a killed job leaves no process behind
     finished = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-800:]
     assert "failed 0" in finished.stdout

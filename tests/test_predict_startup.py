@@ -7,8 +7,6 @@ and Keras's optional integrations (pandas, matplotlib) stay out of it; they cost
 import json
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +14,7 @@ from threadpoolctl import threadpool_info
 
 from preprocessing.threads import one_blas_thread
 
-from conftest import CREMA_D, REPO
+from conftest import CREMA_D, REPO, left_after, session_members
 
 PROBE = """
 import json, sys
@@ -61,23 +59,8 @@ def test_the_command_exits_at_once_with_its_output_written_and_no_helper_left(tm
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-800:]
     assert [row["emotion"] for row in json.loads(out.read_text())] == ["Happy"]
-    deadline = time.time() + 20
-    while time.time() < deadline and session_members(proc.pid):
-        time.sleep(0.1)
-    assert session_members(proc.pid) == []  # helpers, ffmpeg, fork server: all ended with it
+    assert left_after(lambda: session_members(proc.pid)) == []  # helpers, ffmpeg, fork server: all ended with it
     table = subprocess.run([sys.executable, "-m", "emonet.cli", "predict", clip, "--no-progress"], cwd=REPO,
                            capture_output=True, text=True, timeout=600)
     assert table.returncode == 0 and "1001_DFA_HAP_XX.flv" in table.stdout and "Happy" in table.stdout
 
-
-def session_members(sid):
-    """Running (not zombie) processes of session ``sid`` (Linux ``/proc``)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            members.append(int(stat.parent.name))
-    return members

@@ -19,7 +19,7 @@ from emonet.inference.predict import predict_clips
 from emonet.inference.workers import ExtractionFeed, check_workers, default_workers
 from preprocessing.errors import EmonetError
 
-from conftest import CREMA_D, descendants, running
+from conftest import CREMA_D, descendants, left_after, running
 
 CLIPS = sorted(CREMA_D.glob("*.flv"))
 
@@ -123,7 +123,4 @@ def test_a_killed_predict_leaves_no_helper_behind(tmp_path):
     assert proc.poll() is None and len(helpers) >= 2, "the helpers never started"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.time() + 20
-    while time.time() < deadline and [p for p in helpers if running(p)]:
-        time.sleep(0.1)
-    assert [p for p in helpers if running(p)] == []
+    assert left_after(lambda: [p for p in helpers if running(p)]) == []

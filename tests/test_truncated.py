@@ -6,7 +6,6 @@ when one exists, with the system ffmpeg through ``EMONET_FFMPEG``: the decision 
 not depend on how loudly a build reports the damage.
 """
 
-import shutil
 
 import numpy as np
 import pytest
@@ -18,19 +17,6 @@ from preprocessing.extraction import ExtractParams, extract_clip
 from conftest import make_clip
 
 SECONDS = 4.0
-
-
-@pytest.fixture(params=["wheel", "system"])
-def which_ffmpeg(request, monkeypatch):
-    """Run the test with the default binary, then with the system one (skipped when absent)."""
-    if request.param == "system":
-        system = shutil.which("ffmpeg")
-        if not system:
-            pytest.skip("no system ffmpeg on PATH")
-        monkeypatch.setenv(media.FFMPEG_ENV, system)
-    else:
-        monkeypatch.delenv(media.FFMPEG_ENV, raising=False)
-    return media.ffmpeg_binary()
 
 
 def _mdat_start(data):
