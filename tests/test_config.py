@@ -45,6 +45,9 @@ def test_defaults_and_relative_paths(tmp_path):
      r"model.audio_units must be a non-empty list of positive integers \(layer sizes\); received \[\]"),
     ({"data": {"root": "x"}, "model": {"head_units": [64, 0]}},
      r"model.head_units must be a list of positive integers \(layer sizes\); received \[64, 0\]"),
+    ({"data": {"root": "x"}, "train": {"keep": "final"}}, "train.keep must be one of best, last"),
+    ({"data": {"root": "x"}, "train": {"keep": "last"}},
+     "train.keep: last trains every epoch, so early stopping cannot apply; set train.patience to 0"),
     ("data: [unclosed", "not valid YAML"),
 ])
 def test_bad_configs_are_one_line_errors(tmp_path, data, match):

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from conftest import collected_messages
 from emonet.evaluation.metrics import uar
+from emonet.nn.io import load_model
 from emonet.training.loop import EpochLoop, cosine_learning_rate, make_optimizer
 
 
@@ -130,6 +131,25 @@ def test_early_stopping_on_stalled_uar(tmp_path):
     loop = _loop(tmp_path, epochs=50, patience=3, schedule="constant", base_lr=0.01)
     loop.run(_model(), lambda model, epoch: {"loss": 1.0}, lambda model: 0.5)
     assert loop.state["epoch"] == 4 and loop.state["best_epoch"] == 1
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_a_stage_returns_its_best_or_its_last_epoch(tmp_path, keep):
+    x, y = _toy_data()
+    scores = iter([0.9, 0.2, 0.3, 0.1, 0.4])  # epoch 1 is the best, epoch 5 the last
+
+    def fit_epoch(model, epoch):
+        return {k: v[-1] for k, v in model.fit(x, y, epochs=1, verbose=0).history.items()}
+
+    loop = _loop(tmp_path / keep, keep=keep)
+    kept = loop.run(_model(), fit_epoch, lambda model: next(scores))
+    expected = load_model((tmp_path / keep / ("best.keras" if keep == "best" else "last.keras")), compile=False)
+    other = load_model((tmp_path / keep / ("last.keras" if keep == "best" else "best.keras")), compile=False)
+    assert loop.state["best_epoch"] == 1 and loop.state["epoch"] == 5
+    assert all(np.array_equal(a, b) for a, b in zip(kept.get_weights(), expected.get_weights()))
+    assert not all(np.array_equal(a, b) for a, b in zip(kept.get_weights(), other.get_weights()))
+    again = _loop(tmp_path / keep, keep=keep).kept_model()  # a finished stage reloads the same model
+    assert all(np.array_equal(a, b) for a, b in zip(again.get_weights(), expected.get_weights()))
 
 
 def test_plateau_halves_the_rate_and_a_resumed_run_stops_as_the_whole_one(tmp_path):

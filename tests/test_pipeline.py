@@ -9,6 +9,7 @@ once per session and shared (TensorFlow's first steps are slow).
 """
 
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -521,6 +522,21 @@ def test_base_model_is_a_fusion_run_that_reads_the_picture(base_run):
         functionals = np.stack([st.clip(k)["audio_functionals"][()] for k in table.keys])
     proba = run.predict(embeddings, functionals, table.has_audio)
     assert (proba.argmax(1) == table.labels).mean() >= 0.75  # 4 classes, chance 0.25
+
+
+def test_base_model_fits_the_fusion_weight_with_the_named_held_out_voice(base_run, frames_run, audio_run,
+                                                                          tmp_path):
+    from emonet.training.base_model import BaseModelRecipe, assemble_base_model
+    _, parts, store = base_run
+    frames_dir, voice_dir = frames_run[0], audio_run[0]
+    recipe = BaseModelRecipe(frames_run=str(frames_dir), voice_run=str(voice_dir), footage_store=str(store),
+                             n_frames=6, fusion_voice_run=str(voice_dir))
+    same = assemble_base_model(recipe, tmp_path / "same")
+    assert same["fusion_video_weight"] == pytest.approx(parts["fusion_video_weight"])
+    assert same["recipe"]["fusion_voice_run"] == str(voice_dir)
+    wrong = dataclasses.replace(recipe, fusion_voice_run=str(frames_dir))
+    with pytest.raises(ConfigError, match="the fusion voice run must be an audio run; received frames"):
+        assemble_base_model(wrong, tmp_path / "wrong")
 
 
 def test_base_model_classifies_a_still_with_the_frame_cnn_and_the_photo_prior(base_run, frames_run):

@@ -104,6 +104,9 @@ class TrainConfig:
     patience: int = 12           # early stopping on validation UAR (stage two, end_to_end, finetune);
                                  # stage one uses half
     lr_schedule: str = "cosine"  # cosine | constant | plateau
+    keep: str = "best"           # the model a stage returns: best (the epoch of the best validation UAR) |
+                                 # last (its final epoch: a refit on every speaker, whose val split is
+                                 # not held out; needs patience 0)
     class_weights: bool | str = True  # true: balanced (n / (k * count)); "sqrt": its square root; false: none
     augment: bool = True         # crop, flip, brightness on frames
     augment_policy: str = "basic"  # stage one: basic (crop, flip, brightness) | footage (also rotation, zoom,
@@ -162,6 +165,7 @@ _CHOICES = {
     ("train", "schedule"): ("two_stage", "end_to_end"),
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "lr_schedule"): ("cosine", "constant", "plateau"),
+    ("train", "keep"): ("best", "last"),
     ("train", "fusion_init"): ("branches", "scratch"),
     ("data", "train_split"): ("train", "val", "test"),
     ("data", "val_split"): ("train", "val", "test"),
@@ -210,6 +214,9 @@ def _validate(cfg, source):
     if cfg["train"]["schedule"] == "end_to_end" and cfg["train"]["finetune_epochs"]:
         raise ConfigError(f"{source}: train.finetune_epochs applies to the two_stage schedule only (end_to_end "
                           f"already trains the video branch end to end); set it to 0")
+    if cfg["train"]["keep"] == "last" and cfg["train"]["patience"]:
+        raise ConfigError(f"{source}: train.keep: last trains every epoch, so early stopping cannot apply; "
+                          f"set train.patience to 0 (received {cfg['train']['patience']})")
     if cfg["data"]["root"] in (REQUIRED, None, ""):
         raise ConfigError(f"{source}: data.root is required (a dataset folder or a .h5 feature store)")
     cfg["extract"]["audio_speeds"] = list(check_speeds(cfg["extract"]["audio_speeds"] or [],

@@ -10,12 +10,14 @@ The parts (each trained by ``emonet train``; ``experiments/emonet_base.py`` runs
 2. **Clip expert** -- a softmax on the mean frame embedding of a clip, fitted here
    (multinomial logistic regression, class-balanced) on the training split of a store of
    footage (the composite corpus's Train_AFEW), embedded by the same frame CNN.
-3. **Voice** -- an ``audio`` run (e.g. ``experiments/voice_none.yaml``: all speech corpora,
-   speaker-independent split); its model is the audio branch, its ``reducer.npz`` the reducer.
+3. **Voice** -- an ``audio`` run (e.g. ``experiments/voice_mlp_all.yaml``: all speech corpora,
+   every speaker); its model is the audio branch, its ``reducer.npz`` the reducer. When it heard
+   the fusion split's speakers, ``fusion_voice_run`` names the same recipe trained without them
+   (``experiments/voice_mlp.yaml``), whose predictions fit the fusion weight instead.
 4. **Fusion** -- :func:`emonet.nn.fusion.build_fusion_head` with an untrained (zero) correction:
    the linear pool of the branches that have input, the video weight fitted by maximum
    likelihood on the *fusion split* of the footage store (Val_AFEW: faces and speakers the
-   video and voice parts never trained on).
+   video part and the fusion voice never trained on).
 
 The result is an ordinary run folder of mode ``fusion`` (``config.yaml``, ``model.keras``,
 ``frame_encoder.keras``, ``reducer.npz``, ``versions.json``, ``parts.json``), so ``predict`` and
@@ -71,6 +73,9 @@ class BaseModelRecipe:
     n_frames: int = 16              # frames sampled per clip (centred segments), as every run reads them
     photo_store: str | None = None  # store of still faces (FER+) whose training split's class prior stills
                                     # get (photo_prior_correction); None = stills get the face expert as is
+    fusion_voice_run: str | None = None  # the audio run whose predictions fit the fusion weight, when
+                                         # voice_run heard the fusion split's speakers (a refit on every
+                                         # speaker): the same recipe trained without them; None = voice_run
 
 
 def mean_embeddings(frames, store, keys, n_frames):
@@ -221,7 +226,8 @@ def assemble_base_model(recipe, out_dir):
     audio_branch = load_model(voice.model_path, compile=False)
     video_inputs = frames_inputs(fusion_embeddings, recipe.n_frames)
     p_video = np.asarray(video_branch.predict(video_inputs, verbose=0))
-    p_audio = np.asarray(audio_branch.predict(voice.reduce_audio(fusion_audio, fusion.has_audio), verbose=0))
+    fitting_run, fitting_branch = fusion_voice(recipe, voice, audio_branch)
+    p_audio = np.asarray(fitting_branch.predict(fitting_run.reduce_audio(fusion_audio, fusion.has_audio), verbose=0))
     both = fusion.has_audio & (fusion.n_frames > 0)
     alpha = fit_pool_weight(p_video[both], p_audio[both], fusion.labels[both],
                             sample_weight=class_balance_weights(fusion.labels[both]))
@@ -242,6 +248,17 @@ def assemble_base_model(recipe, out_dir):
     logger.info(f"emonet-base: fusion video weight {alpha:.3f} (fitted on {int(both.sum())} clips of split "
                 f"{recipe.fusion_split!r}) -> {run.path}")
     return record
+
+
+def fusion_voice(recipe, voice, audio_branch):
+    """(run, branch) of the voice that fits the fusion weight: ``recipe.fusion_voice_run`` if given, else ``voice``."""
+    if recipe.fusion_voice_run is None:
+        return voice, audio_branch
+    held_out = TrainedRun(recipe.fusion_voice_run)
+    if held_out.mode != "audio":
+        raise ConfigError(f"emonet-base: the fusion voice run must be an audio run; received {held_out.mode} "
+                          f"({recipe.fusion_voice_run})")
+    return held_out, load_model(held_out.model_path, compile=False)
 
 
 def frames_inputs(embeddings, n_frames):

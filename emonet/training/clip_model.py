@@ -98,11 +98,13 @@ class ClipModelStage:
             proba = np.asarray(model.predict(val_inputs, batch_size=256, verbose=0))
             return uar(val_table.labels, proba.argmax(axis=1))
 
-        best = loop.best_model() if loop.done else loop.run(model, fit_epoch, score)
+        best = loop.kept_model() if loop.done else loop.run(model, fit_epoch, score)
         target.parent.mkdir(parents=True, exist_ok=True)
         save_model_atomically(best, target)
-        ctx.log.info(f"{mode}: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']} "
-                     f"-> {target}")
+        kept = (f"last epoch {loop.state['epoch']} kept" if train.keep == "last" else
+                f"epoch {loop.state['best_epoch']} kept")
+        ctx.log.info(f"{mode}: best val UAR {loop.state['best_uar']:.3f} at epoch {loop.state['best_epoch']}, "
+                     f"{kept} -> {target}")
         return best
 
 

@@ -109,7 +109,7 @@ class RunContext:
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy") if soft_labels else "accuracy"])
         return EpochLoop(self.run.stage(stage), stage=stage, epochs=epochs,
                          patience=train.patience if patience is None else patience, schedule=train.lr_schedule,
-                         base_lr=learning_rate, logger=self.log)
+                         base_lr=learning_rate, keep=train.keep, logger=self.log)
 
 
 def class_weights(table, setting):

@@ -216,7 +216,7 @@ class CrossFitter:
             return uar(val_table.labels, np.asarray(model.predict(val_inputs, verbose=0)).argmax(axis=1))
 
         loop.start_from(head, score)  # epoch 0 = the fitted pool: the correction must beat it on validation
-        best = loop.best_model() if loop.done else loop.run(head, fit_epoch, score)
+        best = loop.kept_model() if loop.done else loop.run(head, fit_epoch, score)
         self.log.info(f"fusion head: video weight {pool_weight(best):.3f}, best val UAR {loop.state['best_uar']:.3f} "
                       f"at epoch {loop.state['best_epoch']}")
         return best

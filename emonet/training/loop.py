@@ -158,6 +158,9 @@ class EpochLoop:
     schedule : str
         "cosine", "constant" or "plateau".
     base_lr : float
+    keep : str
+        "best" (default): :meth:`fit` and :meth:`run` return the best epoch's model; "last": the
+        final epoch's (a refit whose validation split is in its training data).
     logger : logging.Logger or logging.LoggerAdapter, optional
         Where the progress lines go (a fold passes one that prefixes its name).
 
@@ -168,10 +171,10 @@ class EpochLoop:
         ``lr`` (learning rate now), ``stale`` (epochs since the best), ``done``, ``seconds``.
     """
 
-    def __init__(self, folder, *, stage, epochs, patience, schedule, base_lr, logger=None):
+    def __init__(self, folder, *, stage, epochs, patience, schedule, base_lr, keep="best", logger=None):
         self.folder = folder if isinstance(folder, StageDir) else StageDir(folder)
         self.folder.path.mkdir(parents=True, exist_ok=True)
-        self.stage, self.epochs, self.patience = stage, epochs, patience
+        self.stage, self.epochs, self.patience, self.keep = stage, epochs, patience, keep
         self.schedule, self.base_lr = schedule, base_lr
         self.log = logger if logger is not None else logging.getLogger(__name__)
         self.state = {"epoch": 0, "best_uar": -1.0, "best_epoch": -1, "lr": base_lr, "stale": 0,
@@ -186,6 +189,12 @@ class EpochLoop:
     def best_model(self, *, compile=False):
         """The model of the best epoch so far, from ``best.keras``."""
         return load_model(self.folder.best_path, compile=compile)
+
+    def kept_model(self, *, compile=False):
+        """What the stage returns: :meth:`best_model`, or with ``keep="last"`` the last epoch's (``last.keras``)."""
+        if self.keep == "last" and self.folder.last_path.exists():
+            return load_model(self.folder.last_path, compile=compile)
+        return self.best_model(compile=compile)
 
     def resume_model(self, model):
         """The model to continue from: ``last.keras`` if this stage was interrupted, else ``model``."""
@@ -259,7 +268,7 @@ class EpochLoop:
         if not self.done:
             model.fit(data, initial_epoch=self.state["epoch"], epochs=self.epochs, callbacks=self.callbacks(score),
                       verbose=0, **fit_kwargs)
-        return self.best_model(compile=True)
+        return self.kept_model(compile=True)
 
     def run(self, model, fit_epoch, score):
         """Run the remaining epochs of a stage whose epoch is its own function; returns the best model.
@@ -282,7 +291,7 @@ class EpochLoop:
             The best model (reloaded from ``best.keras``, compiled).
         """
         if self.done:
-            return self.best_model(compile=True)
+            return self.kept_model(compile=True)
         callbacks = keras.callbacks.CallbackList(self.callbacks(score), model=model)
         model.stop_training = False
         callbacks.on_train_begin()
@@ -295,7 +304,7 @@ class EpochLoop:
                     break
         finally:
             callbacks.on_train_end()
-        return self.best_model(compile=True)
+        return self.kept_model(compile=True)
 
     def record(self, model, epoch, logs):
         """Book epoch ``epoch`` (0-based): best/last checkpoints and ``state.json``, atomically; one log line."""

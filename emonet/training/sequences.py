@@ -28,13 +28,13 @@ class SequenceTraining:
         self.val_sequences = None
 
     def train(self, loop, model):
-        """Train a frames-input video model with ``loop``; returns the best model.
+        """Train a frames-input video model with ``loop``; returns the best (or ``train.keep: last``, last) model.
 
         Training clips: random segment offsets and clip-level augmentation, reshuffled every epoch
         (the stream of epoch k is the same after a resume). Validation: centred frames, read once.
         """
         if loop.done:
-            return loop.best_model()
+            return loop.kept_model()
         ctx = self.context
         model_cfg, train = ctx.cfg.model, ctx.cfg.train
         data = sequence_dataset(ctx.store.path, ctx.train_table, n_frames=model_cfg.n_frames,

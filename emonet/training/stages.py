@@ -138,11 +138,11 @@ class FrameEncoderStage:
             return load_model(target, compile=False)
         soft = bool(train.soft_labels and ctx.train_table.soft_labels is not None)
         classifier = initial_frame_classifier(model_cfg)
-        loop = ctx.stage_loop(classifier, "frames", epochs=train.frame_epochs, patience=max(3, train.patience // 2),
-                              soft_labels=soft)
+        patience = 0 if train.keep == "last" else max(3, train.patience // 2)
+        loop = ctx.stage_loop(classifier, "frames", epochs=train.frame_epochs, patience=patience, soft_labels=soft)
         classifier = loop.resume_model(classifier)
         if loop.done:
-            best = loop.best_model()
+            best = loop.kept_model()
         else:
             dataset = self.training_frames(soft)
             val_frames = self.val_frames()
