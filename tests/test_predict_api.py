@@ -137,7 +137,10 @@ def test_cli_checks_output_and_model_before_decoding_or_tensorflow(tmp_path):
             "assert 'tensorflow' not in sys.modules; sys.exit(status)")
     cases = [([str(HAPPY), "-o", str(tmp_path / "nowhere" / "out.csv")], "folder " + str(tmp_path / "nowhere")),
              ([str(HAPPY), "--model", str(tmp_path)], "not a run directory (no config.yaml)"),
-             ([str(tmp_path)], "no media files in this folder")]
+             ([str(tmp_path)], "no media files in this folder"),
+             ([str(tmp_path / "gone.mp4"), str(tmp_path / "gone.jpg")],
+              "gone.mp4: no such file or folder (nor does the other input)"),
+             ([str(tmp_path / "gone.mp4"), "--window", "2"], "gone.mp4: no such file or folder")]
     for args, message in cases:
         done = subprocess.run([sys.executable, "-c", code, "predict", *args], capture_output=True, text=True,
                               cwd=REPO)

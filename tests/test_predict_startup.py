@@ -58,6 +58,7 @@ def test_the_command_exits_at_once_with_its_output_written_and_no_helper_left(tm
                             start_new_session=True)  # its session id is its pid
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-800:]
+    assert b"leaked" not in err and b"Warning" not in err, err[-800:]  # the helpers' semaphores were released
     assert [row["emotion"] for row in json.loads(out.read_text())] == ["Happy"]
     assert left_after(lambda: session_members(proc.pid)) == []  # helpers, ffmpeg, fork server: all ended with it
     table = subprocess.run([sys.executable, "-m", "emonet.cli", "predict", clip, "--no-progress"], cwd=REPO,

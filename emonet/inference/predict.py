@@ -69,6 +69,19 @@ def _raise_listing_error(exc):
     raise MediaError(f"{exc.filename}: cannot list folder ({exc.strerror})") from exc
 
 
+def check_some_input_exists(clips):
+    """Raise :class:`MediaError` (one line, naming them) when none of ``clips`` exists: there is nothing to classify.
+
+    Called before any decoding or TensorFlow import. When only some are missing, the batch goes on
+    and reports them as failures (exit status 1), like any clip that cannot be read.
+    """
+    missing = [c for c in clips if not os.path.exists(c)]
+    if clips and len(missing) == len(clips):
+        others = len(missing) - 1
+        more = "" if not others else " (nor does the other input)" if others == 1 else f" (nor do the {others} others)"
+        raise MediaError(f"{missing[0]}: no such file or folder{more}")
+
+
 def expand_clips(inputs):
     """Clip paths from files and folders: a folder stands for its media files, recursively.
 

@@ -174,4 +174,18 @@ def exit_now(status):
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()
+    release_helper_semaphores()
     os._exit(status)
+
+
+def release_helper_semaphores():
+    """Unlink the named semaphores of this process's multiprocessing queues and locks, as a normal exit does.
+
+    The helpers' queues (``spawn`` context) register their semaphores with multiprocessing's
+    resource tracker, a separate process; skipped, it warns on stderr after we are gone ("There
+    appear to be 5 leaked semaphore objects"). Runs the finalizers a normal exit runs first
+    (``multiprocessing.util._run_finalizers(0)``: unlink the semaphores, close the queue feeders),
+    not the ones that wait for feeder threads or helper processes.
+    """
+    from multiprocessing import util
+    util._run_finalizers(0)
