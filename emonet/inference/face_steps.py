@@ -16,7 +16,11 @@ the whole video (a full search at the start and after losing the face, as in ext
 numerical work runs with one OpenCV and one BLAS thread (:func:`one_thread`).
 
 Memory: the producer holds only the frames of the current step, its context and one look-ahead
-frame, however long the video.
+frame, however long the video, in one array allocated once and filled a frame at a time (81 frames
+of 320 x 240, 18 MiB, at 4 fps). Reading 64-frame blocks (15 MiB each) and concatenating them to
+the context (33 MiB) per step had kept ~80 MiB alive at once, and glibc's heap, whose mmap threshold
+rises to the largest block freed, kept ~185 MiB resident in the video helper from the second minute
+of a video on (~115 MiB on a 1-minute one); now 85 MiB (``experiments/bench_timeline.py``).
 """
 
 import contextlib
@@ -169,34 +173,37 @@ def video_steps(path, *, rate, size, scale, params, info=None, detector=None):
     step, context = step_frames(rate, params.detect_every), every * math.ceil(hold / every)
     detector = CachedDetector(detector if detector is not None else process_detector(params.detector))
     factors = np.array([scale[0], scale[1], scale[0], scale[1]], np.float32)
-    blocks = media.iter_frames(path, fps=rate, size=size, block=FRAMES_PER_STEP, info=info)
-    images, image_start, done, exhausted = None, 0, 0, False   # frames kept: indices image_start...
+    frames = media.iter_frames(path, fps=rate, size=size, block=1, info=info)
+    held, held_start, seen, done, exhausted = None, 0, 0, 0, False   # frames kept: indices held_start...seen
     try:
         while True:
-            seen = image_start + (0 if images is None else len(images))
             while seen < done + step + 1 and not exhausted:  # + 1: a look-ahead detection
-                block = next(blocks, None)
-                if block is None:
+                frame = next(frames, None)
+                if frame is None:
                     exhausted = True
-                else:
-                    images = block if images is None else np.concatenate([images, block])
-                    seen += len(block)
+                    break
+                if held is None:  # allocated once: the context, a step and the look-ahead frame
+                    held = np.empty((context + step + 1, *frame.shape[1:]), np.uint8)
+                held[seen - held_start] = frame[0]
+                seen += 1
             if seen <= done:
                 return
             # track over the context, this step and one look-ahead frame; keep the step's frames [done, upto)
             upto = min(done + step, seen)
-            first = max(image_start, done - context)
-            frames = images[first - image_start:min(upto + 1, seen) - image_start]
+            first = max(held_start, done - context)
+            tracked = held[first - held_start:min(upto + 1, seen) - held_start]
             with one_thread():
-                boxes, found = track_faces(frames, detector=detector, detect_every=every, max_gap=hold)
+                boxes, found = track_faces(tracked, detector=detector, detect_every=every, max_gap=hold)
                 part = slice(done - first, upto - first)
-                crops = step_crops(frames[part], boxes[part], found[part], params)
+                crops = step_crops(tracked[part], boxes[part], found[part], params)
             yield crops, boxes[part] * factors, found[part]
             done = upto
-            keep = max(image_start, done - context)
-            images, image_start = images[keep - image_start:], keep
+            keep = max(held_start, done - context)
+            for i in range(seen - keep):  # the context to the front, frame by frame (no overlapping copy)
+                held[i] = held[keep - held_start + i]
+            held_start = keep
     finally:
-        blocks.close()  # stops ffmpeg when the consumer stops early
+        frames.close()  # stops ffmpeg when the consumer stops early
 
 
 def step_crops(frames, boxes, found, params):

@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from preprocessing import media
-from preprocessing.constants import SAMPLE_RATE
+from preprocessing.constants import N_MFCC, SAMPLE_RATE
 
 # the video producer, also importable from here as before it had a module of its own
 from emonet.inference.face_steps import (  # noqa: F401
@@ -55,6 +55,14 @@ def window_audio_features(y, n_mfcc):
         return audio.silent_functionals(n_mfcc=n_mfcc), False
     with one_thread():
         return audio.audio_functionals(y, n_mfcc=n_mfcc)[0], True
+
+
+def warm_audio():
+    """The audio helper's start-up (:class:`TimelineHelpers`): SciPy, librosa and its numba kernels, loaded by one
+    second of sound's functionals while the model loads (about 1 s of CPU the first window would otherwise wait)."""
+    second = np.zeros(SAMPLE_RATE, np.float32)
+    second[::7] = 0.1  # not silent: the functionals' whole path runs
+    window_audio_features(second, N_MFCC)
 
 
 def audio_windows(path, *, window, hop, n_mfcc, info=None):
@@ -245,10 +253,12 @@ def decoded_seconds(faces, sound, rate):
 class TimelineHelpers:
     """Two helper processes for timelines: one reads the video (:func:`video_steps`), one the audio
     (:func:`audio_windows`), while this process embeds frames and classifies windows. Reusable
-    across clips; :meth:`close` (or ``with``) stops them."""
+    across clips; :meth:`close` (or ``with``) stops them. The audio helper loads its libraries as it
+    starts (:func:`warm_audio`), while this process loads the model."""
 
     def __init__(self):
-        self.video, self.audio = StreamHelper(video_steps), StreamHelper(audio_windows)
+        self.video = StreamHelper(video_steps)
+        self.audio = StreamHelper(audio_windows, warm_up=warm_audio)
 
     def close(self):
         self.video.close()

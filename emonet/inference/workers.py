@@ -185,9 +185,13 @@ class ExtractionFeed:
         self.close()
 
 
-def _stream_loop(produce, tasks, results, cancel, owner_pid):
-    """A streaming helper's life: for each task ``(args, kwargs)``, send ``produce``'s items, then an end mark."""
+def _stream_loop(produce, tasks, results, cancel, owner_pid, warm_up=None):
+    """A streaming helper's life: ``warm_up()`` (if any; a failure only costs the first task the time),
+    then for each task ``(args, kwargs)``, send ``produce``'s items, then an end mark."""
     _helper_start(owner_pid)
+    if warm_up is not None:
+        with contextlib.suppress(Exception):
+            warm_up()
     for args, kwargs in iter(tasks.get, None):
         items = None
         try:
@@ -212,14 +216,17 @@ class StreamHelper:
     ``produce`` is a module-level generator function (importable by the helper). Start it
     early (it imports in the background); :meth:`stream` sends a task and yields its items
     as the helper sends them (at most :data:`STREAM_QUEUE` ahead); :meth:`close` stops it.
+    ``warm_up``, a module-level function, runs in the helper as soon as it starts (loading what
+    the first task needs while the main process loads the model).
     """
 
-    def __init__(self, produce):
+    def __init__(self, produce, warm_up=None):
         context = _spawn()
         self._tasks, self._results = context.SimpleQueue(), context.Queue(STREAM_QUEUE)
         self._cancel = context.Event()
         self._open, self._task = False, 0  # a task was sent and its end mark not read yet; its number
-        self._process = context.Process(target=_stream_loop, args=(produce, self._tasks, self._results, self._cancel, os.getpid()),
+        args = (produce, self._tasks, self._results, self._cancel, os.getpid(), warm_up)
+        self._process = context.Process(target=_stream_loop, args=args,
                                         daemon=True, name=f"emonet-{produce.__name__}")
         self._process.start()
 
