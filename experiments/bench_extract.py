@@ -15,14 +15,15 @@ a change in the machine's load hits them alike):
   for comparison; the arrays are identical);
 - ``faces``: Haar tracking with guided re-detection and 64x64 crops (``crop_faces``);
 - ``faces_full_detection``: the tracker before (a full Haar search on every 5th frame);
-- ``audio``: 1,475 audio functionals and the MFCC sequence;
+- ``audio``: the 1,795 audio functionals and the MFCC sequence, from one spectrogram
+  (:func:`preprocessing.audio.functionals_and_sequence`, as extraction computes them);
 - ``job``: the whole ``emonet extract`` job (local worker processes, HDF5 writes
   included, pool start-up included) as clips per second at 1 and 2 workers.
 
 ``ratio_floor_to_job`` is floor clips/s over job clips/s (target <= 2). The record also
 says which ffmpeg ran (path and version line) and the load average (2 cores shared with
 other jobs: a load above 2 slows every figure). Figures before session 7 are kept under
-``before``, the record before the probe was dropped under ``previous``.
+``before``, and the main figures of the record this run replaces under ``previous``.
 
 Run:  .venv/bin/python experiments/bench_extract.py [--clips 210] [--workers 1 2]
 Writes experiments/results/extract.json and prints a table. Needs ../shared/data/composite.
@@ -82,8 +83,7 @@ def stage_times(records, exe, detector):
         face_rate.append(float(crops.found.mean()))
         _, ms = timed(faces.track_faces, clip.frames, detector=detector, guided=False)
         rows["faces_full_detection"].append(ms)
-        _, ms = timed(lambda: (audio.audio_functionals(clip.audio), audio.mfcc_sequence(clip.audio,
-                                                                                        n_frames=len(clip.frames))))
+        _, ms = timed(audio.functionals_and_sequence, clip.audio, n_frames=len(clip.frames))
         rows["audio"].append(ms)
     return rows, float(np.mean(face_rate))
 
@@ -134,10 +134,10 @@ def main():
         "job": jobs,
         "ratio_floor_to_job": round(floor_cps / best, 2),
         "before": old.get("before", old if "job" not in old else None),
-        # the record this change replaced (a probe per clip), kept until the next change of stages
-        "previous": old.get("previous") if "decode_probed" in old.get("ms_per_clip_median", {}) else
-        {k: old[k] for k in ("command", "load_average_1_5_15", "ms_per_clip_median", "single_process_clips_per_second",
-                             "floor_clips_per_second", "job", "ratio_floor_to_job") if k in old},
+        # the main figures of the record this run replaces
+        "previous": {k: old[k] for k in ("command", "load_average_1_5_15", "ms_per_clip_median",
+                                         "single_process_clips_per_second", "floor_clips_per_second", "job",
+                                         "ratio_floor_to_job") if k in old},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -81,6 +81,7 @@ from preprocessing.audio_frames import (
     N_MELS,
     PITCH_FMAX_HZ,
     PITCH_FMIN_HZ,
+    check_n_frames,
     check_n_mfcc,
     check_signal,
     check_sr,
@@ -92,6 +93,7 @@ from preprocessing.audio_frames import (
     pad_to_window,
     periodicity,
     power_spectrogram,
+    sequence_rows,
 )
 from preprocessing.audio_mel import logmel_names, logmel_statistics
 from preprocessing.constants import HOP_LENGTH, LEGACY_WIDTH, N_MFCC, SAMPLE_RATE
@@ -103,6 +105,7 @@ __all__ = [
     "N_MELS",
     "audio_functionals",
     "feature_names",
+    "functionals_and_sequence",
     "is_silent",
     "mfcc_sequence",
     "silent_functionals",
@@ -262,6 +265,46 @@ def audio_functionals(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     y = check_signal(y)
     check_sr(sr)
     n_mfcc = check_n_mfcc(n_mfcc)
+    features, _ = _functionals_and_mfcc(y, n_mfcc)
+    return features, feature_names(n_mfcc=n_mfcc)
+
+
+def functionals_and_sequence(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC, n_frames=None):
+    """:func:`audio_functionals` and :func:`mfcc_sequence` of one clip, from one spectrogram.
+
+    Both analyse the same centred frames, so the MFCCs behind the functionals are the
+    sequence's; computing them once saves a spectrogram and an MFCC pass (about 1.4 ms of
+    a composite clip's 14 ms of audio features). The values are those of the two calls.
+
+    Parameters
+    ----------
+    y, sr, n_mfcc
+        As for :func:`audio_functionals`.
+    n_frames : int >= 0 or None
+        As for :func:`mfcc_sequence`.
+
+    Returns
+    -------
+    features : np.ndarray [shape=(n_features,), dtype=float32]
+        ``audio_functionals(y, sr=sr, n_mfcc=n_mfcc)[0]``.
+    mfcc : np.ndarray [shape=(n_frames, n_mfcc), dtype=float32]
+        ``mfcc_sequence(y, sr=sr, n_mfcc=n_mfcc, n_frames=n_frames)``.
+
+    Raises
+    ------
+    ConfigError
+        As either function.
+    """
+    y = check_signal(y)
+    check_sr(sr)
+    n_mfcc = check_n_mfcc(n_mfcc)
+    check_n_frames(n_frames)
+    features, mfcc = _functionals_and_mfcc(y, n_mfcc)
+    return features, sequence_rows(mfcc if y.size else None, y.size, n_mfcc, n_frames)
+
+
+def _functionals_and_mfcc(y, n_mfcc):
+    """The functionals of a checked signal ``y`` and its MFCCs [shape=(n_mfcc, frames)] (of ``y`` padded)."""
     names = feature_names(n_mfcc=n_mfcc)
     y = pad_to_window(y)
 
@@ -312,6 +355,6 @@ def audio_functionals(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     features = np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
     if features.shape[0] != len(names):  # guards the names against drift in the LLD stack
         raise AssertionError(f"audio_functionals built {features.shape[0]} values for {len(names)} names")
-    return features, names
+    return features, mfcc
 
 

@@ -325,8 +325,8 @@ def _stream_features(frames, index, y, params, *, detector, duration, source, or
         arrays["audio_functionals"] = audio.silent_functionals(n_mfcc=params.n_mfcc)
         arrays["mfcc"] = np.zeros((n_audio_frames, params.n_mfcc), np.float32)
     else:
-        arrays["audio_functionals"], _ = audio.audio_functionals(y, n_mfcc=params.n_mfcc)
-        arrays["mfcc"] = audio.mfcc_sequence(y, n_mfcc=params.n_mfcc, n_frames=n_audio_frames)
+        arrays["audio_functionals"], arrays["mfcc"] = audio.functionals_and_sequence(
+            y, n_mfcc=params.n_mfcc, n_frames=n_audio_frames)
     if params.audio_speeds:
         arrays["audio_speed_functionals"] = (
             np.zeros((len(params.audio_speeds), len(arrays["audio_functionals"])), np.float32) if silent

@@ -38,6 +38,10 @@ from .store_writer import StoreWriter
 
 logger = logging.getLogger(__name__)
 
+#: Modules the fork server of the local workers imports before forking them: the main script, as
+#: multiprocessing does by default, then the extraction code, warmed up (:mod:`preprocessing.forkserver_preload`).
+FORKSERVER_PRELOAD = ("__main__", "preprocessing.forkserver_preload")
+
 
 @dataclasses.dataclass
 class JobSummary:
@@ -193,23 +197,23 @@ def _drain(records, *, submit, next_done, window, lost, handle):
 def _worker_init(params, job_pid):
     """Runs in each worker: one OpenCV thread (the workers are the parallelism), end with the job
     (:func:`preprocessing.lifetime.exit_with`: its parent is the fork server, which outlives a killed
-    job while its workers live), so a killed job leaves no processes behind, and warm up (:func:`_warm_up`)."""
+    job while its workers live), so a killed job leaves no processes behind, and warm up (:func:`warm_up`:
+    a few ms when the fork server has done it, :mod:`preprocessing.forkserver_preload`)."""
     import cv2
     cv2.setNumThreads(1)
     exit_with(job_pid)
-    _warm_up(params)
+    warm_up(params)
 
 
-def _warm_up(params):
+def warm_up(params):
     """Load what every clip needs before the first one: librosa and its compiled numba kernels (read from
-    numba's cache), the face detector. About 1.5 s per worker on the 2-core machine, spent while the
-    calling process opens the store instead of on the first clip."""
+    numba's cache), the face detector. About 1 s of CPU per process on the 2-core machine; the fork server
+    pays it once (:mod:`preprocessing.forkserver_preload`) and each worker forked from it starts warm."""
     import numpy as np
     second = np.zeros(SAMPLE_RATE, np.float32)
     second[::7] = 0.1  # not silent: the functionals' whole path runs
     with contextlib.suppress(Exception):  # a warm-up that fails costs the first clip the time, nothing else
-        audio.audio_functionals(second, n_mfcc=params.n_mfcc)
-        audio.mfcc_sequence(second, n_mfcc=params.n_mfcc, n_frames=25)
+        audio.functionals_and_sequence(second, n_mfcc=params.n_mfcc, n_frames=25)
         faces.process_detector(params.detector)
 
 
@@ -219,9 +223,13 @@ def _local_pool(workers, params):
 
     Workers come from a fork server, not from ``fork()`` of this process: a forked
     worker would inherit the store's lock file descriptor (and TensorFlow's threads,
-    if loaded) and keep the store locked after this process is killed.
+    if loaded) and keep the store locked after this process is killed. The fork server
+    imports and warms up the extraction code once (:data:`FORKSERVER_PRELOAD`), so the
+    workers do not each spend about 2 s of CPU on it (imports and :func:`warm_up`); a fork
+    server this process started before keeps its own preload, and its workers warm up themselves.
     """
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
                                 initargs=(params, os.getpid())) as pool:
         for _ in range(workers):  # a pool starts a worker per task submitted while none is idle

@@ -6,15 +6,23 @@ HDF5 is not journaled: a process killed while it modifies a file can leave the
 whole file unreadable. So the committed file is *only ever replaced
 atomically*. Finished clips are first written as small shard files in
 ``features.h5.pending/`` (written under a temporary name, fsync'ed, then
-renamed, so a shard is either complete or absent). A commit copies the store,
-appends the pending shards to the copy, fsyncs it and ``os.replace``-s it over
-the store; only then are the shards deleted. A kill -9 at any moment
-therefore leaves (a) the last committed store, which opens and reads, and (b)
-complete shards that the next run merges first.
+renamed, so a shard is either complete or absent). The next store is built
+beside the committed one: a temporary copy of it, kept open, to which each
+shard is appended as soon as it is written (pending shards of an earlier run
+first). A commit closes that copy, fsyncs it and ``os.replace``-s it over the
+store; only then are the shards deleted. A kill -9 at any moment therefore
+leaves (a) the last committed store, which opens and reads, (b) complete
+shards that the next run merges first, and (c) at most a temporary copy, which
+the next run deletes.
+
+Appending each shard when it is written, instead of all of them at the commit,
+does the same work while the workers still extract: the commit at the end of a
+job has only to close and rename the copy (on 210 composite clips the merge was
+0.5-0.7 s of a 15 s job spent after the last clip, with the workers idle).
 
 When to commit (bytes written per byte of final store)
 ------------------------------------------------------
-Every commit rewrites the whole store, so the schedule sets the disk traffic.
+Every commit rewrites the whole store (the next one starts as its copy), so the schedule sets the disk traffic.
 A commit happens when the job ends and, before that, when the pending bytes
 reach the store's size (at least :data:`MIN_COMMIT_BYTES`): the store at least
 doubles between commits, so all intermediate copies together write less than
@@ -41,12 +49,14 @@ import fcntl
 import hashlib
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from .chunk_deflate import create_compressed
 from .constants import CLASSES
 from .errors import StoreError
 from .files import atomic_path, fsync_path, leftover_temporaries
@@ -57,9 +67,6 @@ MIN_COMMIT_BYTES = 64 * 2**20
 #: ... and at least this share of the committed store's size (1.0: the store doubles).
 COMMIT_RATIO = 1.0
 
-#: gzip level 1: on composite clips 1.7% larger than level 4 and 40% less CPU in the one process that writes
-#: (15 against 25 ms per clip under load, the writer competing with the workers for 2 cores).
-_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
 
 class StoreWriter:
@@ -105,6 +112,8 @@ class StoreWriter:
             self._pending = {shard.name: shard.stat().st_size for shard in shard_paths(self.pending)}
             self._pending_total = sum(self._pending.values())
             self._remaining = None
+            # the next store while it is built: (ExitStack closing it into place, its open file, shard names in it)
+            self._next = None
         except BaseException:
             self._release_lock()
             raise
@@ -195,9 +204,8 @@ class StoreWriter:
             group = f.create_group("clip")
             for name, array in clip.arrays.items():
                 array = np.asarray(array)
-                if array.ndim >= 3 and array.shape[0] > 0:
-                    chunks = (min(16, array.shape[0]),) + array.shape[1:]
-                    group.create_dataset(name, data=array, chunks=chunks, **_COMPRESSION)
+                if array.ndim >= 3 and array.shape[0] > 0:  # frames of pixels: chunked, gzip
+                    create_compressed(group, name, array)
                 else:
                     group.create_dataset(name, data=array)
             for name, value in clip.attrs.items():
@@ -224,6 +232,7 @@ class StoreWriter:
             size = tmp.stat().st_size
         self._pending_total += size - self._pending.get(name, 0)
         self._pending[name] = size
+        self._stage([self.pending / name])
         if self._remaining is not None:
             self._remaining = max(0, self._remaining - 1)
         if self._commit_due():
@@ -249,18 +258,57 @@ class StoreWriter:
         """
         shards = shard_paths(self.pending)
         if not shards:
+            self._discard_next()
             return 0
-        with atomic_path(self.path) as tmp:
-            shutil.copyfile(self.path, tmp)
-            with h5py.File(tmp, "a") as dst:
-                fix_metadata_cache(dst)  # flat memory however many clips the store holds
-                _merge_shards(dst, shards)
+        if self._next is None:
+            self._start_next()
+        else:  # the shards not appended yet: none, unless an append failed
+            self._stage([shard for shard in shards if shard.name not in self._next[2]])
+        stack, self._next = self._next[0], None
+        stack.close()  # closes the file, fsyncs it and renames it over the store
         fsync_path(self.path.parent)
         for shard in shards:
             shard.unlink()
             self._pending.pop(shard.name, None)
         self._pending_total = sum(self._pending.values())
         return len(shards)
+
+    def _stage(self, shards):
+        """Append ``shards`` (paths) to the next store, first starting it if none is open (:meth:`_start_next`).
+
+        On an error the next store is deleted (the shards stay pending: the next commit starts again).
+        """
+        if self._next is None:
+            self._start_next()
+            return
+        staged = self._next[2]
+        try:
+            _merge_shards(self._next[1], shards)
+        except BaseException:
+            self._discard_next()
+            raise
+        staged.update(shard.name for shard in shards)
+
+    def _start_next(self):
+        """Open the next store: a temporary copy of the committed one with every pending shard appended."""
+        stack = contextlib.ExitStack()
+        try:
+            tmp = stack.enter_context(atomic_path(self.path))
+            shutil.copyfile(self.path, tmp)
+            dst = stack.enter_context(h5py.File(tmp, "a"))
+            fix_metadata_cache(dst)  # flat memory however many clips the store holds
+            present = shard_paths(self.pending)
+            _merge_shards(dst, present)
+        except BaseException:
+            stack.__exit__(*sys.exc_info())  # closes the file and deletes the copy
+            raise
+        self._next = (stack, dst, {shard.name for shard in present})
+
+    def _discard_next(self):
+        """Close and delete the next store being built, if any (its shards stay pending)."""
+        if self._next is not None:
+            stack, self._next = self._next[0], None
+            stack.__exit__(StoreError, StoreError("next store discarded"), None)  # atomic_path deletes the copy
 
     def close(self):
         """Commit what is pending and release the lock."""
@@ -271,6 +319,7 @@ class StoreWriter:
             with contextlib.suppress(OSError):
                 self.pending.rmdir()
         finally:
+            self._discard_next()
             self._release_lock()
 
 

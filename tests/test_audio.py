@@ -228,6 +228,18 @@ def test_mfcc_sequence_matches_functionals():
         assert seq[:, k].max() == pytest.approx(f[f"mfcc{k:02d}_max"], rel=1e-4, abs=1e-3)
 
 
+@pytest.mark.parametrize("kind", sorted(SIGNALS))
+@pytest.mark.parametrize("n_frames", [None, 0, 7, 60])
+def test_functionals_and_sequence_are_the_two_calls(kind, n_frames):
+    """One spectrogram for both (extraction's path) gives exactly what the two functions give."""
+    y = SIGNALS[kind]()
+    features, seq = audio.functionals_and_sequence(y, n_frames=n_frames)
+    np.testing.assert_array_equal(features, audio.audio_functionals(y)[0])
+    expected = audio.mfcc_sequence(y, n_frames=n_frames)
+    assert seq.dtype == expected.dtype and seq.shape == expected.shape
+    np.testing.assert_array_equal(seq, expected)
+
+
 def test_mfcc_sequence_is_aligned_in_time():
     # Broadband noise for the first second, silence after: the change sits at frame 25 (t = 1 s).
     # (Noise, not a tone: c0 sums log band energies, and a pure tone leaves most bands at the floor.)
@@ -269,6 +281,8 @@ def test_is_silent(y, threshold_db, expected):
     (lambda: audio.mfcc_sequence(noise(), n_frames=-1), r"n_frames must be None or an integer >= 0: got -1"),
     (lambda: audio.mfcc_sequence(noise(), sr=8000), r"sr must be 16000 Hz.*got 8000"),
     (lambda: audio.mfcc_sequence(np.zeros((100, 1), dtype=np.float32)), r"y must be a 1-D"),
+    (lambda: audio.functionals_and_sequence(noise(), n_frames=2.0), r"n_frames must be None or an integer >= 0"),
+    (lambda: audio.functionals_and_sequence(noise(), n_mfcc=65), r"n_mfcc must be .*got 65"),
     (lambda: audio.is_silent(np.zeros(10, dtype=np.float32), threshold_db=float("nan")), r"threshold_db must be a finite"),
     (lambda: audio.is_silent(np.zeros((1, 10), dtype=np.float32)), r"y must be a 1-D"),
 ])

@@ -235,3 +235,13 @@ def test_kill_9_mid_job_then_resume(tmp_path):
     assert not (tmp_path / "f.h5.pending").exists()
     assert leftover_temporaries(out) == []  # no temporary copy of the store is left by the killed commit
 
+
+
+def test_the_fork_server_preloads_modules_that_exist():
+    """The fork server skips a preload module it cannot import, silently: a wrong name would only make
+    every worker warm up by itself again (about 2 s of CPU each)."""
+    import importlib.util
+
+    from preprocessing.runner import FORKSERVER_PRELOAD
+    assert FORKSERVER_PRELOAD[0] == "__main__"
+    assert all(importlib.util.find_spec(name) is not None for name in FORKSERVER_PRELOAD[1:])

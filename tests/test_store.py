@@ -201,6 +201,49 @@ def test_commit_copies_keep_bytes_written_under_three_times_the_store(tmp_path, 
     assert written <= 3.0 * path.stat().st_size, (written, path.stat().st_size)
 
 
+@pytest.mark.parametrize("libdeflate", [True, False], ids=["libdeflate", "zlib"])
+@pytest.mark.parametrize("shape,dtype", [((40, 8, 8, 3), np.uint8), ((16, 4, 4, 3), np.uint8), ((1, 8, 8, 3), np.uint8),
+                                         ((17, 3, 2), np.int16), ((33, 5, 5, 3), bool)])
+def test_chunks_compressed_by_the_writer_read_back_as_gzip_datasets(tmp_path, monkeypatch, libdeflate, shape, dtype):
+    """Chunks compressed in Python (libdeflate, or zlib without it) and written directly: any HDF5 reader
+    sees a chunked shuffle+gzip dataset and gets the array back, edge chunk included."""
+    from preprocessing import chunk_deflate
+    if libdeflate and chunk_deflate.deflate is None:
+        pytest.skip("the deflate wheel is not installed")
+    if not libdeflate:
+        monkeypatch.setattr(chunk_deflate, "deflate", None)
+    array = np.random.default_rng(0).integers(0, 200, shape).astype(dtype)
+    array[: shape[0] // 2] = array[0]  # compressible rows too
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        chunk_deflate.create_compressed(f, "x", array)
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        x = f["x"]
+        assert (x.compression, x.shuffle, x.chunks) == ("gzip", True, (min(16, shape[0]),) + shape[1:])
+        assert x.dtype == array.dtype
+        np.testing.assert_array_equal(x[()], array)
+        np.testing.assert_array_equal(x[-1:], array[-1:])
+
+
+def test_an_append_that_fails_leaves_the_shards_for_the_next_commit(tmp_path, monkeypatch):
+    """The next store is built while clips arrive; if appending a shard to it fails, the copy is dropped
+    and the shards (durable) are merged by the next commit."""
+    from preprocessing import store_writer
+    path = tmp_path / "f.h5"
+    real = store_writer._merge_shards
+    with writer(path) as w:
+        w.write_clip(clip(0))
+        monkeypatch.setattr(store_writer, "_merge_shards", lambda dst, shards: (_ for _ in ()).throw(OSError("disk")))
+        with pytest.raises(OSError, match="disk"):
+            w.write_clip(clip(1))
+        assert leftover_temporaries(path) == []  # the copy being built is gone
+        monkeypatch.setattr(store_writer, "_merge_shards", real)
+        w.write_clip(clip(2))
+    with FeatureStore(path) as s:
+        assert sorted(s.keys()) == sorted(clip(i).key for i in range(3))
+        np.testing.assert_array_equal(s.clip(clip(1).key)["faces"][()], clip(1).arrays["faces"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.h5", "f.h5.lock"]
+
+
 def test_a_store_with_another_audio_vector_width_is_refused_by_name(tmp_path):
     """A store of 1,475 functionals (before the log-mel statistics) is not appended to with 1,795."""
     path = tmp_path / "old.h5"
