@@ -16,7 +16,7 @@ import pytest
 import emonet
 from emonet.cli import main
 from emonet.inference.predict import predict_clips
-from emonet.inference.workers import ExtractionFeed, check_workers, default_workers
+from emonet.inference.workers import ExtractionFeed, check_workers, default_workers, feed_helper_start
 from preprocessing.errors import EmonetError
 
 from conftest import CREMA_D, descendants, left_after, running
@@ -63,6 +63,19 @@ def test_helpers_give_the_serial_results_in_order_with_the_same_failure(run, cli
     assert piped_failures[0][0].endswith("1001_BROKEN.flv")
     assert [len(b) for b in batches] == [batch_size] * (len(serial) // batch_size) + (
         [len(serial) % batch_size] if len(serial) % batch_size else [])
+
+
+def test_extraction_helpers_run_opencv_on_one_thread():
+    """As the extraction job's workers: two helpers and the model share the cores, so each helper's OpenCV
+    keeps to one thread (the library default, one per core, doubled the CPU per clip on 2 cores)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    import cv2
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=feed_helper_start,
+                             initargs=(os.getpid(),)) as pool:
+        assert pool.submit(cv2.getNumThreads).result() == 1
 
 
 def test_the_feed_keeps_the_order_of_the_clips(clips_and_a_broken_one):

@@ -122,6 +122,25 @@ def extraction_outcome(path, params, detector=None):
     return "ok", arrays, attrs, list(notes)
 
 
+def feed_helper_start(owner_pid):
+    """An extraction helper's start-up: :func:`_helper_start`, and one OpenCV thread (the helpers are the parallelism)."""
+    _helper_start(owner_pid)
+    import cv2
+    cv2.setNumThreads(1)
+
+
+def helper_extraction_outcome(path, params):
+    """:func:`extraction_outcome` in a helper process: on one BLAS thread, as the extraction job's workers.
+
+    With the library defaults each helper ran OpenCV and BLAS on every core, beside the other
+    helper and the model: on 2 cores ``emonet predict`` spent about twice the CPU per clip of
+    ``emonet extract`` (experiments/bench_predict.py).
+    """
+    from preprocessing.threads import one_blas_thread
+    with one_blas_thread():
+        return extraction_outcome(path, params)
+
+
 class ExtractionFeed:
     """Extraction outcomes of clips, in their order, computed ahead by helper processes.
 
@@ -147,14 +166,14 @@ class ExtractionFeed:
         if workers > 0 and self.paths:
             from concurrent.futures import ProcessPoolExecutor
             self._pool = ProcessPoolExecutor(min(workers, len(self.paths)), mp_context=_spawn(),
-                                             initializer=_helper_start, initargs=(os.getpid(),))
+                                             initializer=feed_helper_start, initargs=(os.getpid(),))
             self._ahead = ahead or prefetch(workers, 16)
             self._fill()
 
     def _fill(self):
         while self._next < len(self.paths) and len(self._futures) < self._ahead:
             path = self.paths[self._next]
-            self._futures.append((path, self._pool.submit(extraction_outcome, path, self.params)))
+            self._futures.append((path, self._pool.submit(helper_extraction_outcome, path, self.params)))
             self._next += 1
 
     def __iter__(self):
