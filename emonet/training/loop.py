@@ -252,7 +252,7 @@ class EpochLoop:
         return callbacks
 
     def fit(self, model, data, score, **fit_kwargs):
-        """Run the remaining epochs as one ``model.fit(data, ...)``; returns the best model (compiled).
+        """Run the remaining epochs as one ``model.fit(data, ...)``; returns the kept model (compiled, :meth:`kept_model`).
 
         Parameters
         ----------
@@ -271,7 +271,7 @@ class EpochLoop:
         return self.kept_model(compile=True)
 
     def run(self, model, fit_epoch, score):
-        """Run the remaining epochs of a stage whose epoch is its own function; returns the best model.
+        """Run the remaining epochs of a stage whose epoch is its own function; returns the kept model.
 
         The callbacks of :meth:`callbacks` are driven as ``model.fit`` drives them, around
         ``fit_epoch`` instead of one pass over a dataset.
@@ -288,7 +288,7 @@ class EpochLoop:
         Returns
         -------
         keras.Model
-            The best model (reloaded from ``best.keras``, compiled).
+            The best model (reloaded from ``best.keras``, compiled), or with ``keep="last"`` the last one.
         """
         if self.done:
             return self.kept_model(compile=True)
