@@ -109,6 +109,7 @@ __all__ = [
     "is_silent",
     "mfcc_sequence",
     "silent_functionals",
+    "warm_up",
 ]
 
 #: Width in frames of the Savitzky-Golay window for deltas (5 frames = +-80 ms at 25 fps).
@@ -301,6 +302,15 @@ def functionals_and_sequence(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC, n_frames=None)
     check_n_frames(n_frames)
     features, mfcc = _functionals_and_mfcc(y, n_mfcc)
     return features, sequence_rows(mfcc if y.size else None, y.size, n_mfcc, n_frames)
+
+
+def warm_up(n_mfcc=N_MFCC):
+    """Load what the first clip's audio features would wait for: SciPy, librosa's lazy modules and its
+    numba kernels (compiled, or read from numba's cache), by computing :func:`functionals_and_sequence`
+    of one second of a quiet click train (not silent, so the whole path runs). About 1 s of CPU."""
+    second = np.zeros(SAMPLE_RATE, np.float32)
+    second[::7] = 0.1
+    functionals_and_sequence(second, n_mfcc=n_mfcc, n_frames=25)
 
 
 def _functionals_and_mfcc(y, n_mfcc):

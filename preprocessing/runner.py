@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 from . import audio, faces
-from .constants import SAMPLE_RATE
 from .errors import ConfigError, StoreError, one_line
 from .extraction import failure_result, library_versions, process_record
 from .lifetime import exit_with
@@ -209,11 +208,8 @@ def warm_up(params):
     """Load what every clip needs before the first one: librosa and its compiled numba kernels (read from
     numba's cache), the face detector. About 1 s of CPU per process on the 2-core machine; the fork server
     pays it once (:mod:`preprocessing.forkserver_preload`) and each worker forked from it starts warm."""
-    import numpy as np
-    second = np.zeros(SAMPLE_RATE, np.float32)
-    second[::7] = 0.1  # not silent: the functionals' whole path runs
     with contextlib.suppress(Exception):  # a warm-up that fails costs the first clip the time, nothing else
-        audio.functionals_and_sequence(second, n_mfcc=params.n_mfcc, n_frames=25)
+        audio.warm_up(params.n_mfcc)
         faces.process_detector(params.detector)
 
 

@@ -60,9 +60,9 @@ def window_audio_features(y, n_mfcc):
 def warm_audio():
     """The audio helper's start-up (:class:`TimelineHelpers`): SciPy, librosa and its numba kernels, loaded by one
     second of sound's functionals while the model loads (about 1 s of CPU the first window would otherwise wait)."""
-    second = np.zeros(SAMPLE_RATE, np.float32)
-    second[::7] = 0.1  # not silent: the functionals' whole path runs
-    window_audio_features(second, N_MFCC)
+    from preprocessing import audio
+    with one_thread():  # as the windows run (the thread limit's first call lists the libraries)
+        audio.warm_up(N_MFCC)
 
 
 def audio_windows(path, *, window, hop, n_mfcc, info=None):
