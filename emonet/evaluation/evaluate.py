@@ -9,6 +9,7 @@ split, metrics: the provenance of every number quoted from it).
 """
 
 import csv
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from emonet.evaluation import metrics
 from emonet.evaluation.baselines import run_baselines
 from emonet.evaluation.plots import plot_confusion_matrix, plot_training_curves
 from emonet.evaluation.report import ablation_rows
-from emonet.features.tables import SplitTable, audio_matrix
+from emonet.features.tables import SplitTable, audio_matrix, audio_speed_matrix
 from emonet.experiment.rundir import RunDir
 from emonet.experiment.stores import extract_folder, prepare_store
 from emonet.inference.trained_run import TrainedRun
@@ -55,16 +56,28 @@ def resolve_data(run, data, *, layout=None, store_dir=None):
     if store_dir is not None:
         Path(store_dir).mkdir(parents=True, exist_ok=True)
         store = Path(store_dir) / store.name
-    drop_outdated_cache(store)
+    cfg = evaluation_config(cfg)
+    drop_outdated_cache(store, ExtractParams(**dataclasses.asdict(cfg.extract)))
     return extract_folder(data, store, cfg, layout=layout), None
 
 
-def drop_outdated_cache(store):
-    """Delete ``store``, evaluate's own cache of a folder's features, if an older EmoNet wrote it.
+def evaluation_config(cfg):
+    """The run config a dataset folder is extracted with: the run's, with its ``model.test_audio_speeds`` as the
+    stored speed copies (when it has any), so its voice hears the copies it hears in ``emonet predict``."""
+    if not cfg.model.test_audio_speeds:
+        return cfg
+    return dataclasses.replace(cfg, extract=dataclasses.replace(cfg.extract,
+                                                                audio_speeds=list(cfg.model.test_audio_speeds)))
+
+
+def drop_outdated_cache(store, params=None):
+    """Delete ``store``, evaluate's own cache of a folder's features, if it cannot serve the run.
 
     A cache holding fewer audio functionals per clip than today's extraction
-    (:func:`preprocessing.audio.feature_names`) cannot feed a model fitted on today's; it
-    is derived from the folder alone, so it is extracted again (with a note) instead of refused.
+    (:func:`preprocessing.audio.feature_names`) cannot feed a model fitted on today's, and one
+    extracted with other settings than ``params`` (an ``ExtractParams``; e.g. without the speed
+    copies a run's voice hears) cannot be extended; it is derived from the folder alone, so it
+    is extracted again (with a note) instead of refused.
     """
     store = Path(store)
     if not store.is_file():
@@ -72,10 +85,15 @@ def drop_outdated_cache(store):
     from preprocessing.audio import feature_names
     with FeatureStore(store) as cached:
         width = len(cached.audio_feature_names)
+        differing = params.differences(cached.params) if params is not None else {}
     today = len(feature_names())
     if width < today:
         logger.warning(f"note: {store}: cached by an older EmoNet ({width} audio functionals per clip, "
                        f"today {today}); extracting the folder again")
+        store.unlink()
+    elif differing:
+        logger.warning(f"note: {store}: cached with other extraction settings ({', '.join(differing)}); "
+                       f"extracting the folder again")
         store.unlink()
 
 
@@ -160,12 +178,14 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
                               f"reads {expected} (an older EmoNet extracted it); evaluate on the clip folder or "
                               f"extract it again to a new store")
         embeddings = run.store_embeddings(store, table.keys)
+        copies = _audio_copies(store, run, table)
         reports = {}
         candidates = [("model", run.mode)] + run_folder.ablation_models()
         proba_main = None
         for model_name, mode in candidates:
             part = run if model_name == "model" else TrainedRun(run_folder, model_name=model_name)
-            proba = part.predict(embeddings if part.needs_video else None, functionals, table.has_audio)
+            proba = part.predict(embeddings if part.needs_video else None, functionals, table.has_audio,
+                                 audio_copies=copies)
             report = metrics.classification_report(table.labels, proba)
             reports[mode] = report
             if model_name == "model":
@@ -195,9 +215,24 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
     return result
 
 
+def _audio_copies(store, run, table):
+    """The (K, n, D) speed copies of ``table``'s clips the run's voice hears (``model.test_audio_speeds``), or None:
+    for a run without test speeds, or (with a warning) a store extracted without those copies."""
+    if not run.test_audio_speeds:
+        return None
+    if [float(s) for s in store.params.get("audio_speeds") or []] != list(run.test_audio_speeds):
+        logger.warning(f"warning: {store.path} holds no audio copies at the run's test_audio_speeds "
+                       f"{list(run.test_audio_speeds)}; the voice hears each clip once, as it would not in "
+                       f"emonet predict")
+        return None
+    return audio_speed_matrix(store, table.keys, table.has_audio)
+
+
 def _check_extraction(store, run):
-    """Warn when a store was extracted with other settings than the run was trained on."""
+    """Warn when a store was extracted with other settings than the run was trained on (its speed copies aside:
+    they add values, they do not change the clip's own)."""
     differing = ExtractParams(**run.extract_params).differences(store.params)
+    differing.pop("audio_speeds", None)
     if differing:
         detail = ", ".join(f"{k}: store {s!r}, run {r!r}" for k, (s, r) in sorted(differing.items()))
         logger.warning(f"warning: {store.path} was extracted with other settings than the run ({detail}); "

@@ -80,6 +80,9 @@ class ModelConfig:
     head_units: list = field(default_factory=lambda: [256, 128, 64])   # Dense sizes of the head after the
                                                                         # branches; [] = the softmax reads them
     head_dropout: float = 0.5
+    test_audio_speeds: list = field(default_factory=list)  # prediction: the voice also hears each clip played
+    # at these speed factors (preprocessing.audio_augment), and the class probabilities of the clip and its copies
+    # are averaged (test-time augmentation); [] = the clip alone. Costs one audio-functionals pass per factor.
     frame_encoder_init: str | None = None  # stage one starts from this trained frame CNN: a run folder (its
                                            # frame_encoder.keras, and its frame head when it is a frames run)
                                            # or a .keras frame encoder; None = random initialisation
@@ -221,6 +224,8 @@ def _validate(cfg, source):
         raise ConfigError(f"{source}: data.root is required (a dataset folder or a .h5 feature store)")
     cfg["extract"]["audio_speeds"] = list(check_speeds(cfg["extract"]["audio_speeds"] or [],
                                                        name=f"{source}: extract.audio_speeds"))
+    cfg["model"]["test_audio_speeds"] = list(check_speeds(cfg["model"]["test_audio_speeds"] or [],
+                                                          name=f"{source}: model.test_audio_speeds"))
     for key, may_be_empty in (("audio_units", False), ("head_units", True)):
         units = cfg["model"][key]
         if (not isinstance(units, list) or (not units and not may_be_empty)

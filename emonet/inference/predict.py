@@ -126,9 +126,10 @@ def display_names(clips):
 
 
 def prediction_params(run):
-    """Extraction settings for classifying clips with a :class:`TrainedRun`: the run's own, no speed copies."""
+    """Extraction settings for classifying clips with a :class:`TrainedRun`: the run's own, with the speed copies
+    of its ``model.test_audio_speeds`` instead of its training copies."""
     from emonet.inference.runtime import params_for_prediction
-    return params_for_prediction(run.extract_params)
+    return params_for_prediction(run.extract_params, run.test_audio_speeds)
 
 
 def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None, on_batch=None, workers=0):
@@ -236,15 +237,20 @@ def clip_item(clip, arrays, attrs, run):
     if not attrs["has_video"] and not attrs["has_audio"]:
         raise EmonetError(f"{clip}: nothing to classify")
     return {"clip": str(clip), "embeddings": run.encode_clip_faces(arrays["faces"]) if run.needs_video else None,
-            "audio": arrays["audio_functionals"], "has_audio": bool(attrs["has_audio"] and not attrs["audio_silent"]),
-            "face_rate": attrs["face_rate"]}
+            "audio": arrays["audio_functionals"], "audio_copies": arrays.get("audio_speed_functionals"),
+            "has_audio": bool(attrs["has_audio"] and not attrs["audio_silent"]), "face_rate": attrs["face_rate"]}
 
 
 def classify_items(items, run):
     """Result dicts of :func:`predict_clips` for clip items (:func:`clip_item`), in one model call."""
     import numpy as np
+    copies = None
+    if run.test_audio_speeds:  # a clip without copies (a photo: no audio) hears its own functionals again
+        k = len(run.test_audio_speeds)
+        copies = np.stack([p["audio_copies"] if p.get("audio_copies") is not None else np.repeat(p["audio"][None], k, 0)
+                           for p in items], axis=1)
     proba = run.predict([p["embeddings"] for p in items], np.stack([p["audio"] for p in items]),
-                        np.array([p["has_audio"] for p in items]))
+                        np.array([p["has_audio"] for p in items]), audio_copies=copies)
     return [{"clip": item["clip"], "emotion": CLASSES[int(np.argmax(row))],
              "probabilities": {c: float(p) for c, p in zip(CLASSES, row)},
              "has_audio": item["has_audio"], "face_rate": item["face_rate"]} for item, row in zip(items, proba)]

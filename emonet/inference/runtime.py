@@ -148,20 +148,23 @@ def shipped_model_dir():
     return SHIPPED_MODEL_DIR
 
 
-def params_for_prediction(extract_settings):
+def params_for_prediction(extract_settings, test_audio_speeds=()):
     """Extraction settings (an ``ExtractParams``) for classifying clips with a run trained on ``extract_settings``.
 
-    ``extract_settings`` is the run's ``extract`` section as a dict; the speed-perturbed copies of
-    ``extract.audio_speeds`` are training material only, so they are dropped.
+    ``extract_settings`` is the run's ``extract`` section as a dict. The speed-perturbed copies of
+    its ``extract.audio_speeds`` are training material, so they are replaced by the run's
+    ``model.test_audio_speeds`` (``test_audio_speeds``): the copies its voice also hears at prediction
+    (none by default).
     """
     from preprocessing.extraction import ExtractParams
-    return dataclasses.replace(ExtractParams(**extract_settings), audio_speeds=())
+    return dataclasses.replace(ExtractParams(**extract_settings), audio_speeds=tuple(test_audio_speeds))
 
 
 def folder_prediction_params(folder):
     """:func:`params_for_prediction` of the run in ``folder``, read without loading its model (no TensorFlow)."""
     from emonet.experiment.rundir import RunDir
-    return params_for_prediction(dataclasses.asdict(RunDir(folder).config.extract))
+    config = RunDir(folder).config
+    return params_for_prediction(dataclasses.asdict(config.extract), config.model.test_audio_speeds)
 
 
 def exit_now(status):

@@ -60,6 +60,8 @@ class TrainedRun:
         self.frame_encoder = load_model(self.run.frame_encoder_path, compile=False) if self.needs_video else None
         self.image_size = self.config.model.image_size
         self.n_frames = self.config.model.n_frames
+        #: speed factors of the audio copies the voice also hears (``model.test_audio_speeds``; () = none)
+        self.test_audio_speeds = tuple(self.config.model.test_audio_speeds) if self.needs_audio else ()
 
     @property
     def extract_params(self):
@@ -100,16 +102,33 @@ class TrainedRun:
             batch["audio"] = self.reduce_audio(functionals, has_audio)
         return batch
 
-    def predict(self, embeddings, functionals, has_audio):
-        """Class probabilities (n, 7) for clips given their embeddings and audio functionals."""
+    def predict(self, embeddings, functionals, has_audio, *, audio_copies=None):
+        """Class probabilities (n, 7) for clips given their embeddings and audio functionals.
+
+        ``audio_copies`` [shape=(K, n, D)]: the functionals of the clips played at the run's
+        :attr:`test_audio_speeds` (``audio_speed_functionals``). With them the probabilities are the
+        mean over the clip and its K copies (the same frames each time); without them (or for a run
+        without test speeds) the clip's alone.
+        """
         n = len(functionals) if functionals is not None else len(embeddings)
         if n == 0:
             return np.zeros((0, len(CLASSES)), np.float32)
+        proba = self._predict_once(embeddings, functionals, has_audio)
+        if not self.test_audio_speeds or audio_copies is None:
+            return proba
+        if len(audio_copies) != len(self.test_audio_speeds):
+            raise ModelError(f"{self.run_dir}: {len(audio_copies)} audio copies for the "
+                             f"{len(self.test_audio_speeds)} test_audio_speeds of the run")
+        for copy in audio_copies:
+            proba = proba + self._predict_once(embeddings, copy, has_audio)
+        return (proba / (1 + len(audio_copies))).astype(np.float32)
+
+    def _predict_once(self, embeddings, functionals, has_audio):
         # predict_on_batch per PREDICT_BATCH clips: the batches (and numbers) of model.predict(batch_size=64),
         # without its per-call set-up (about 0.2 s a call on CPU, more than classifying 64 clips)
         inputs = self.inputs(embeddings, functionals, has_audio)
         parts = [self.model.predict_on_batch({k: v[i:i + PREDICT_BATCH] for k, v in inputs.items()})
-                 for i in range(0, n, PREDICT_BATCH)]
+                 for i in range(0, len(functionals) if functionals is not None else len(embeddings), PREDICT_BATCH)]
         return np.concatenate([np.asarray(p) for p in parts])
 
     def store_embeddings(self, store, keys):

@@ -105,7 +105,8 @@ def extraction_outcome(path, params, detector=None):
     Returns
     -------
     tuple
-        ``arrays``: ``faces`` (T, S, S, 3) uint8 crops and ``audio_functionals`` (D,) float32;
+        ``arrays``: ``faces`` (T, S, S, 3) uint8 crops, ``audio_functionals`` (D,) float32 and, with
+        ``params.audio_speeds``, ``audio_speed_functionals`` (K, D) float32;
         ``attrs``: ``has_video``, ``has_audio``, ``audio_silent``, ``face_rate``; ``notes``:
         list of str. A clip that cannot be decoded gives its reason instead (only
         :class:`EmonetError`; anything else is a bug and raises).
@@ -117,7 +118,7 @@ def extraction_outcome(path, params, detector=None):
         arrays, attrs, notes = extract_clip(path, params, detector=detector or process_detector(params.detector))
     except EmonetError as exc:
         return "error", one_line(str(exc), 400)
-    arrays = {k: arrays[k] for k in ("faces", "audio_functionals")}
+    arrays = {k: arrays[k] for k in ("faces", "audio_functionals", "audio_speed_functionals") if k in arrays}
     attrs = {k: attrs[k] for k in ("has_video", "has_audio", "audio_silent", "face_rate")}
     return "ok", arrays, attrs, list(notes)
 

@@ -192,7 +192,8 @@ def base_config(frames_run, voice_run, footage_store, *, n_frames=16):
         model={"mode": "fusion", "image_size": frames_cfg.model.image_size,
                "embedding_dim": frames_cfg.model.embedding_dim, "n_frames": n_frames,
                "reducer": voice_cfg.model.reducer, "audio_dim": voice_cfg.model.audio_dim,
-               "audio_units": voice_cfg.model.audio_units, "head_units": voice_cfg.model.head_units})
+               "audio_units": voice_cfg.model.audio_units, "head_units": voice_cfg.model.head_units,
+               "test_audio_speeds": voice_cfg.model.test_audio_speeds})
 
 
 def assemble_base_model(recipe, out_dir):
