@@ -99,7 +99,8 @@ def measure(run_dir, protocol_voice):
     refit_cv = REPO / "experiments" / "results" / "voice_refit_cv.json"
     if refit_cv.is_file():
         record["voice_refit_cv"] = json.loads(refit_cv.read_text())["networks"]["one layer"]
-    composite = evaluate_run(run, data=RUNS / "composite_features.h5", out_dir=run.path / "eval_val_afew",
+    # from the folder, not the training store, so the voice hears the speed copies it hears in emonet predict
+    composite = evaluate_run(run, data=SHARED / "composite", layout="afew", out_dir=run.path / "eval_val_afew",
                              baselines=False)
     record["val_afew"] = {"fusion": summary(composite),
                           **{m["model"]: {k: m[k] for k in ("accuracy", "uar")} for m in composite["ablation"]}

@@ -8,8 +8,9 @@ that never heard its speaker. Each classifier is fitted on the other five folds,
 on them only, with balanced class weights, on
 
 - ``functionals``: the first 1,475 values of :func:`preprocessing.audio.audio_functionals`
-  (the vector before the log-mel statistics), and
-- ``functionals+logmel``: all 1,795 values.
+  (the vector before the log-mel statistics),
+- ``functionals+logmel``: the first 1,795 values (the vector of sessions 7-9), and
+- ``functionals+logmel+prosody``: all 1,825 values (with :mod:`preprocessing.audio_prosody`).
 
 Classifiers: logistic regression (C=0.01), RBF SVM (C=3), an MLP (256-128, alpha 1), and the
 mean of the LR and SVM probabilities. Reported: UAR per corpus over its out-of-fold
@@ -56,12 +57,12 @@ CLASSIFIERS = {
 
 
 def utterance_features(path):
-    """(1,795,) float32 functionals of one file, decoded as extraction decodes it."""
+    """(1,825,) float32 functionals of one file, decoded as extraction decodes it."""
     return audio_functionals(decode_audio(path))[0]
 
 
 def load_features():
-    """(features (n, 1795), labels (n,), speakers (n,)) of the manifest, cached in :data:`CACHE`."""
+    """(features (n, 1825), labels (n,), speakers (n,)) of the manifest, cached in :data:`CACHE`."""
     rows = list(csv.DictReader(MANIFEST.open(newline="")))
     if CACHE.is_file():
         cached = np.load(CACHE, allow_pickle=False)
@@ -109,7 +110,8 @@ def main():
     features, y, speakers = load_features()
     folds, classes = speaker_folds(speakers), np.unique(y)
     results = {}
-    for feature_set, X in (("functionals", features[:, :LEGACY_WIDTH]), ("functionals+logmel", features)):
+    for feature_set, X in (("functionals", features[:, :LEGACY_WIDTH]), ("functionals+logmel", features[:, :1795]),
+                           ("functionals+logmel+prosody", features)):
         probas = {}
         for name, make in CLASSIFIERS.items():
             probas[name] = out_of_fold(make, X, y, folds, classes)

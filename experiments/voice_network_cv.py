@@ -9,7 +9,9 @@ the training folds, each epoch every clip is itself or one of its four speed-per
 copies (:func:`emonet.training.clip_model.sample_speed_copies`), Gaussian noise of 0.5 std
 on the inputs (:func:`emonet.training.clip_model.regularise`), balanced class weights,
 Adam 1e-3 with cosine decay, batch 32, a fixed 100 epochs (no early stopping: there is no
-validation set inside a fold). Reported: UAR per corpus over the out-of-fold predictions.
+validation set inside a fold). Reported: UAR per corpus over the out-of-fold predictions, of the clip
+alone (``uar``) and of the mean over the clip and its four speed copies (``uar_test_time_copies``: what
+``model.test_audio_speeds`` does at prediction).
 
 Networks (:func:`emonet.nn.models.build_emonet`, ``mode="audio"``):
 
@@ -107,16 +109,19 @@ def train_fold(network, x, speeds, y, seed):
 
 
 def out_of_fold(network, features, speeds, labels, folds):
-    """(n,) predicted class per clip, each from the model that never heard its speaker."""
-    predicted = np.zeros(len(labels), int)
+    """Predicted class per clip (n,), each from the model that never heard its speaker: of the clip alone, and
+    of the mean probabilities over the clip and its K speed copies (``model.test_audio_speeds``)."""
+    predicted, averaged = np.zeros(len(labels), int), np.zeros(len(labels), int)
     for k in range(folds.max() + 1):
         train, test = folds != k, folds == k
         mean, std = features[train].mean(axis=0), features[train].std(axis=0) + 1e-6
         model = train_fold(network, (features[train] - mean) / std, (speeds[:, train] - mean) / std,
                            labels[train], seed=k)
-        proba = model.predict(((features[test] - mean) / std).astype(np.float32), verbose=0)
-        predicted[test] = np.asarray(proba).argmax(axis=1)
-    return predicted
+        proba = [np.asarray(model.predict(((x[test] - mean) / std).astype(np.float32), verbose=0))
+                 for x in (features, *speeds)]
+        predicted[test] = proba[0].argmax(axis=1)
+        averaged[test] = np.mean(proba, axis=0).argmax(axis=1)
+    return predicted, averaged
 
 
 def main():
@@ -131,18 +136,18 @@ def main():
     corpus = np.array([s.split(":")[0] for s in speakers])
     record = {"what": __doc__.splitlines()[0], "setup": setup, "clips": len(labels),
               "speakers": len(set(speakers)), "folds": n_folds, "epochs": EPOCHS, "networks": {}}
+    record["audio_functionals"] = features.shape[1]
+    test = np.array([speaker_split(*s.split(":")) == "test" for s in speakers])
     for network in networks:
-        predicted = out_of_fold(network, features, speeds, labels, folds)
-        record["networks"][network] = {
-            "shape": {k: list(v) for k, v in NETWORKS[network].items()},
-            "uar": {c: round(float(uar(labels[corpus == c], predicted[corpus == c])), 4) for c in CORPORA},
-        }
-        if args.every_speaker:  # the same predictions, on voice_mlp.yaml's test speakers only (a like-for-like view)
-            test = np.array([speaker_split(*s.split(":")) == "test" for s in speakers])
-            record["networks"][network]["uar_test_speakers"] = {
-                c: round(float(uar(labels[test & (corpus == c)], predicted[test & (corpus == c)])), 4) for c in CORPORA}
-        print(network.ljust(10), "  ".join(f"{c} {100 * u:.1f}" for c, u in record["networks"][network]["uar"].items()),
-              flush=True)
+        predicted, averaged = out_of_fold(network, features, speeds, labels, folds)
+        figures = record["networks"][network] = {"shape": {k: list(v) for k, v in NETWORKS[network].items()}}
+        for name, guess in (("uar", predicted), ("uar_test_time_copies", averaged)):
+            figures[name] = {c: round(float(uar(labels[corpus == c], guess[corpus == c])), 4) for c in CORPORA}
+            if args.every_speaker:  # the same predictions, on voice_mlp.yaml's test speakers only (like for like)
+                figures[name.replace("uar", "uar_test_speakers")] = {
+                    c: round(float(uar(labels[test & (corpus == c)], guess[test & (corpus == c)])), 4) for c in CORPORA}
+            print(network.ljust(10), name.ljust(20), "  ".join(f"{c} {100 * u:.1f}" for c, u in figures[name].items()),
+                  flush=True)
     record["seconds"] = round(time.time() - started)
     target = REPO / "experiments" / "results" / record_name
     atomic_write_text(target, json.dumps(record, indent=2) + "\n")

@@ -3,10 +3,11 @@
 Input everywhere is a 16 kHz mono float32 waveform, as :mod:`preprocessing.media`
 decodes it. Two products:
 
-* :func:`audio_functionals` -- a fixed-length vector (1,795 values for
+* :func:`audio_functionals` -- a fixed-length vector (1,825 values for
   ``n_mfcc=40``) of statistics of frame-level low-level descriptors (LLDs), each
   value named by :func:`feature_names` (``"mfcc03_mean"``, ``"pitch_p90"``...),
-  ending with the 320 log-mel band statistics of :mod:`preprocessing.audio_mel`.
+  then the 320 log-mel band statistics of :mod:`preprocessing.audio_mel` and the 30 prosody and
+  voice-quality statistics of :mod:`preprocessing.audio_prosody`.
 * :func:`mfcc_sequence` -- MFCCs per frame, one frame per video frame
   (hop :data:`~preprocessing.constants.HOP_LENGTH` = 640 samples = 40 ms), so row
   ``i`` describes the audio centred on time ``i / FPS`` seconds.
@@ -45,10 +46,11 @@ pitch                 1      F0 in Hz by YIN (60-500 Hz), voiced frames only
 
 Every descriptor is summarised by the 11 :data:`FUNCTIONALS`, giving names
 ``f"{descriptor}_{functional}"``; then one extra value, ``pitch_voiced_fraction``
-(134 x 11 + 1 = 1,475 values, the whole vector of stores and models made before), then the 320
-``logmelKK_<stat>`` values of :func:`preprocessing.audio_mel.logmel_statistics`:
-1,795 values. Appending keeps the first 1,475 unchanged, so a model fitted on them
-reads the prefix (:data:`LEGACY_WIDTH`).
+(134 x 11 + 1 = 1,475 values, the whole vector of stores and models made before session 7), then the
+320 ``logmelKK_<stat>`` values of :func:`preprocessing.audio_mel.logmel_statistics` (1,795, the
+vector of sessions 7-9), then the 30 values of :func:`preprocessing.audio_prosody.prosody_statistics`:
+1,825 values. Each block is appended, so a model fitted on an earlier width reads the
+prefix (:data:`~preprocessing.constants.EARLIER_WIDTHS`).
 
 Voicing. YIN always returns a period, even for noise and silence, so pitch
 statistics use only frames judged voiced: periodicity (the normalised
@@ -96,6 +98,7 @@ from preprocessing.audio_frames import (
     sequence_rows,
 )
 from preprocessing.audio_mel import logmel_names, logmel_statistics
+from preprocessing.audio_prosody import prosody_names, prosody_statistics
 from preprocessing.constants import HOP_LENGTH, LEGACY_WIDTH, N_MFCC, SAMPLE_RATE
 
 __all__ = [
@@ -172,11 +175,11 @@ def feature_names(*, n_mfcc=N_MFCC):
 
     Returns
     -------
-    names : list of str [length=(3 * n_mfcc + 14) * len(FUNCTIONALS) + 1 + 320]
+    names : list of str [length=(3 * n_mfcc + 14) * len(FUNCTIONALS) + 1 + 320 + 30]
         ``f"{descriptor}_{functional}"`` for every descriptor (see the module
         docstring) and functional in :data:`FUNCTIONALS`, descriptor-major, then
         ``"pitch_voiced_fraction"``, then :func:`preprocessing.audio_mel.logmel_names`.
-        1,795 names for ``n_mfcc=40``.
+        1,825 names for ``n_mfcc=40``.
 
     Raises
     ------
@@ -187,11 +190,11 @@ def feature_names(*, n_mfcc=N_MFCC):
     --------
     >>> names = feature_names()
     >>> len(names), names[:2], names[-1]
-    (1795, ['mfcc00_mean', 'mfcc00_std'], 'logmel63_delta_std')
+    (1825, ['mfcc00_mean', 'mfcc00_std'], 'voiced_run_rate')
     """
     n_mfcc = check_n_mfcc(n_mfcc)
     names = [f"{d}_{f}" for d in _descriptor_names(n_mfcc) for f in FUNCTIONALS]
-    return names + list(_EXTRA_FEATURES) + logmel_names()
+    return names + list(_EXTRA_FEATURES) + logmel_names() + prosody_names()
 
 
 def silent_functionals(*, n_mfcc=N_MFCC):
@@ -217,7 +220,7 @@ def silent_functionals(*, n_mfcc=N_MFCC):
     Examples
     --------
     >>> silent_functionals().shape
-    (1795,)
+    (1825,)
     """
     return np.zeros(len(feature_names(n_mfcc=n_mfcc)), dtype=np.float32)
 
@@ -245,7 +248,7 @@ def audio_functionals(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     Returns
     -------
     features : np.ndarray [shape=(n_features,), dtype=float32]
-        Finite values; ``n_features = (3 * n_mfcc + 14) * 11 + 1 + 320`` (1,795 for 40).
+        Finite values; ``n_features = (3 * n_mfcc + 14) * 11 + 1 + 320 + 30`` (1,825 for 40).
     names : list of str [length=n_features]
         Equal to ``feature_names(n_mfcc=n_mfcc)``.
 
@@ -261,7 +264,7 @@ def audio_functionals(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     >>> y = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     >>> features, names = audio_functionals(y)
     >>> features.shape, round(float(features[names.index("pitch_mean")]))
-    ((1795,), 220)
+    ((1825,), 220)
     """
     y = check_signal(y)
     check_sr(sr)
@@ -341,9 +344,10 @@ def _functionals_and_mfcc(y, n_mfcc):
         y, fmin=PITCH_FMIN_HZ, fmax=PITCH_FMAX_HZ, sr=SAMPLE_RATE,
         frame_length=N_FFT, hop_length=HOP_LENGTH, center=True, pad_mode="constant",
     )[:n_frames]
+    voicing = periodicity(power)
     voiced = (
         np.isfinite(f0)
-        & (periodicity(power) >= VOICING_THRESHOLD)
+        & (voicing >= VOICING_THRESHOLD)
         & (rms_db >= VOICED_MIN_DBFS)
         & (rms_db >= min(np.percentile(rms_db, 10) + VOICED_ABOVE_FLOOR_DB, np.max(rms_db) - VOICED_BELOW_PEAK_DB))
     )
@@ -360,6 +364,7 @@ def _functionals_and_mfcc(y, n_mfcc):
         stats.append(np.zeros(len(FUNCTIONALS)))
     stats.append([np.mean(voiced)])
     stats.append(logmel_statistics(y))
+    stats.append(prosody_statistics(power, rms_db, voicing, f0))
 
     features = np.concatenate(stats)
     features = np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)

@@ -8,7 +8,8 @@ import pytest
 
 from preprocessing import audio
 from preprocessing.audio_mel import logmel_names, logmel_statistics
-from preprocessing.constants import FPS, HOP_LENGTH, LEGACY_WIDTH, N_MFCC, SAMPLE_RATE
+from preprocessing.audio_prosody import prosody_names
+from preprocessing.constants import EARLIER_WIDTHS, FPS, HOP_LENGTH, LEGACY_WIDTH, N_MFCC, SAMPLE_RATE
 from preprocessing.errors import ConfigError
 
 from conftest import CREMA_D
@@ -67,13 +68,14 @@ def test_names_match_vector_and_are_unique(n_mfcc):
     assert returned == names
     assert features.shape == (len(names),) and features.dtype == np.float32
     assert len(set(names)) == len(names)
-    assert len(names) == (3 * n_mfcc + 14) * len(audio.FUNCTIONALS) + 1 + 320
+    assert len(names) == (3 * n_mfcc + 14) * len(audio.FUNCTIONALS) + 1 + 320 + 30
 
 
-def test_default_vector_is_the_legacy_functionals_then_the_log_mel_statistics():
+def test_default_vector_is_the_legacy_functionals_then_the_log_mel_then_the_prosody_statistics():
     names = audio.feature_names()
-    assert len(names) == 1795 and names[LEGACY_WIDTH - 1] == "pitch_voiced_fraction"
-    assert names[LEGACY_WIDTH:] == logmel_names() and names[LEGACY_WIDTH] == "logmel00_mean"
+    assert len(names) == 1825 and names[LEGACY_WIDTH - 1] == "pitch_voiced_fraction"
+    assert names[LEGACY_WIDTH:1795] == logmel_names() and names[LEGACY_WIDTH] == "logmel00_mean"
+    assert names[1795:] == prosody_names() and EARLIER_WIDTHS == (LEGACY_WIDTH, 1795)
 
 
 def test_log_mel_statistics_follow_the_spectrum():
@@ -110,7 +112,7 @@ def test_silent_functionals_is_zero_vector_of_the_right_length():
 @pytest.mark.parametrize("kind", list(SIGNALS))
 def test_functionals_finite_for_any_signal(kind):
     features, _ = audio.audio_functionals(SIGNALS[kind]())
-    assert features.shape == (1795,) and np.all(np.isfinite(features))
+    assert features.shape == (1825,) and np.all(np.isfinite(features))
 
 
 def test_functionals_are_deterministic():

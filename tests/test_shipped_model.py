@@ -76,7 +76,7 @@ def test_a_store_of_the_older_audio_width_is_named_when_the_model_needs_more(tmp
     capsys.readouterr()
     assert main(["evaluate", "--data", str(store), "--out", str(tmp_path / "eval")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "older.h5: holds 1475 audio functionals per clip, the model reads 1795" in err[0]
+    assert len(err) == 1 and "older.h5: holds 1475 audio functionals per clip, the model reads 1825" in err[0]
 
 
 @pytest.mark.slow
@@ -90,9 +90,9 @@ def test_evaluate_on_a_folder_replaces_its_own_cache_left_by_an_older_version(tm
     cut_to_older_width(cache)
     capsys.readouterr()
     assert main(["evaluate", "--data", str(CREMA_D), "--layout", "crema_d", "--out", str(out)]) == 0
-    assert "cached by an older EmoNet (1475 audio functionals per clip, today 1795)" in capsys.readouterr().err
+    assert "cached by an older EmoNet (1475 audio functionals per clip, today 1825)" in capsys.readouterr().err
     with FeatureStore(cache) as store:
-        assert len(store) == 6 and len(store.audio_feature_names) == 1795
+        assert len(store) == 6 and len(store.audio_feature_names) == 1825
     assert json.loads((out / "metrics.json").read_text())["n"] == 6
 
 

@@ -245,9 +245,9 @@ def test_an_append_that_fails_leaves_the_shards_for_the_next_commit(tmp_path, mo
 
 
 def test_a_store_with_another_audio_vector_width_is_refused_by_name(tmp_path):
-    """A store of 1,475 functionals (before the log-mel statistics) is not appended to with 1,795."""
+    """A store of 1,795 functionals (before the prosody statistics) is not appended to with 1,825."""
     path = tmp_path / "old.h5"
-    with StoreWriter(path, params={"fps": 25}, versions={}, audio_feature_names=[f"f{i}" for i in range(1475)]):
+    with StoreWriter(path, params={"fps": 25}, versions={}, audio_feature_names=[f"f{i}" for i in range(1795)]):
         pass
-    with pytest.raises(StoreError, match=r"old\.h5: store holds 1475 audio functionals per clip, this version computes 1795"):
-        StoreWriter(path, params={"fps": 25}, versions={}, audio_feature_names=[f"f{i}" for i in range(1795)])
+    with pytest.raises(StoreError, match=r"old\.h5: store holds 1795 audio functionals per clip, this version computes 1825"):
+        StoreWriter(path, params={"fps": 25}, versions={}, audio_feature_names=[f"f{i}" for i in range(1825)])

@@ -217,8 +217,9 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
 
 def _audio_copies(store, run, table):
     """The (K, n, D) speed copies of ``table``'s clips the run's voice hears (``model.test_audio_speeds``), or None:
-    for a run without test speeds, or (with a warning) a store extracted without those copies."""
-    if not run.test_audio_speeds:
+    for a run without test speeds, clips without audio (photos), or (with a warning) a store extracted without
+    those copies."""
+    if not run.test_audio_speeds or not np.any(table.has_audio):
         return None
     if [float(s) for s in store.params.get("audio_speeds") or []] != list(run.test_audio_speeds):
         logger.warning(f"warning: {store.path} holds no audio copies at the run's test_audio_speeds "

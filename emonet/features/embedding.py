@@ -6,7 +6,7 @@ from typing import NamedTuple
 import h5py
 import numpy as np
 
-from preprocessing.constants import LEGACY_WIDTH
+from preprocessing.constants import EARLIER_WIDTHS
 from preprocessing.files import atomic_path
 
 from emonet.features.frames import prepare_faces
@@ -64,16 +64,17 @@ class ReducedAudio(NamedTuple):
 def reduce_audio(reducer, functionals, has_audio):
     """Audio functionals (n, D) -> reduced (n, d) float32; rows without audio are zeros (the training mean).
 
-    A reducer fitted on the 1,475 functionals of older stores (``n_features_in_ ==
-    LEGACY_WIDTH``) reads the first 1,475 of today's 1,795: the log-mel statistics were
-    appended, so that prefix is the same vector. Rows of an older store are fine when none
-    of them has audio (photos, silent clips); otherwise the reducer names the mismatch.
+    A reducer fitted on an earlier width of the functionals (``n_features_in_`` in
+    :data:`~preprocessing.constants.EARLIER_WIDTHS`: 1,475 or 1,795) reads that prefix of
+    today's 1,825: later blocks were appended, so the prefix is the same vector. Rows of an
+    older store are fine when none of them has audio (photos, silent clips); otherwise the
+    reducer names the mismatch.
     """
     functionals = np.asarray(functionals, np.float64)
     has_audio = np.asarray(has_audio, bool)
     expected = getattr(reducer, "n_features_in_", None)
-    if functionals.ndim == 2 and expected == LEGACY_WIDTH < functionals.shape[1]:
-        functionals = functionals[:, :LEGACY_WIDTH]
+    if functionals.ndim == 2 and expected in EARLIER_WIDTHS and expected < functionals.shape[1]:
+        functionals = functionals[:, :expected]
     elif functionals.ndim == 2 and expected is not None and functionals.shape[1] < expected and not has_audio.any():
         functionals = np.zeros((len(functionals), expected))  # an older store's photos or silent clips: no audio
     reduced = reducer.transform(functionals).astype(np.float32)
