@@ -133,3 +133,22 @@ def test_a_run_without_test_speeds_ignores_copies(tmp_path, tones):
     result = predict_clips([tones / "val_Sad_0.wav"], run, progress=False)[0][0]
     np.testing.assert_allclose([result["probabilities"][c] for c in CLASSES],
                                run.predict(None, own, np.array([True]))[0], rtol=1e-4, atol=1e-5)
+
+
+def test_fusion_prediction_extracts_copies_only_for_clips_without_a_face(tmp_path):
+    """A CREMA-D clip (a face in every frame) gets no copies; its audio alone (no video) gets them."""
+    from conftest import CREMA_D
+    from emonet.inference.runtime import params_for_prediction
+    clip = CREMA_D / "1001_DFA_ANG_XX.flv"
+    sound = tmp_path / "sound.wav"
+    subprocess.run([ffmpeg_binary(), "-v", "error", "-y", "-i", str(clip), "-vn", "-ac", "1", str(sound)],
+                   check=True, capture_output=True)
+    params = params_for_prediction({"max_frames": 25}, SPEEDS, mode="fusion")
+    assert params.speed_copies_without_face_only and params.as_dict()["speed_copies_without_face_only"]
+    with_face, attrs, _ = extract_clip(clip, params)
+    assert attrs["face_rate"] > 0 and "audio_speed_functionals" not in with_face
+    voice_only, _, _ = extract_clip(sound, params)
+    assert voice_only["audio_speed_functionals"].shape == (2, len(voice_only["audio_functionals"]))
+    # an audio run hears copies of every clip, and the default settings keep older stores matching
+    assert not params_for_prediction({"max_frames": 25}, SPEEDS, mode="audio").speed_copies_without_face_only
+    assert "speed_copies_without_face_only" not in ExtractParams().as_dict()

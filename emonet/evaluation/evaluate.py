@@ -26,7 +26,7 @@ from emonet.evaluation import metrics
 from emonet.evaluation.baselines import run_baselines
 from emonet.evaluation.plots import plot_confusion_matrix, plot_training_curves
 from emonet.evaluation.report import ablation_rows
-from emonet.features.tables import SplitTable, audio_matrix, audio_speed_matrix
+from emonet.features.tables import SplitTable, audio_matrix
 from emonet.experiment.rundir import RunDir
 from emonet.experiment.stores import extract_folder, prepare_store
 from emonet.inference.trained_run import TrainedRun
@@ -56,18 +56,20 @@ def resolve_data(run, data, *, layout=None, store_dir=None):
     if store_dir is not None:
         Path(store_dir).mkdir(parents=True, exist_ok=True)
         store = Path(store_dir) / store.name
-    cfg = evaluation_config(cfg)
-    drop_outdated_cache(store, ExtractParams(**dataclasses.asdict(cfg.extract)))
-    return extract_folder(data, store, cfg, layout=layout), None
+    params = evaluation_params(cfg)
+    drop_outdated_cache(store, params)
+    return extract_folder(data, store, cfg, layout=layout, params=params), None
 
 
-def evaluation_config(cfg):
-    """The run config a dataset folder is extracted with: the run's, with its ``model.test_audio_speeds`` as the
-    stored speed copies (when it has any), so its voice hears the copies it hears in ``emonet predict``."""
+def evaluation_params(cfg):
+    """The settings a dataset folder is extracted with: the run's ``extract`` section, and for a run with
+    ``model.test_audio_speeds`` the speed copies ``emonet predict`` extracts
+    (:func:`~emonet.inference.runtime.params_for_prediction`), so its voice hears the same."""
+    from emonet.inference.runtime import params_for_prediction
+    settings = dataclasses.asdict(cfg.extract)
     if not cfg.model.test_audio_speeds:
-        return cfg
-    return dataclasses.replace(cfg, extract=dataclasses.replace(cfg.extract,
-                                                                audio_speeds=list(cfg.model.test_audio_speeds)))
+        return ExtractParams(**settings)
+    return params_for_prediction(settings, cfg.model.test_audio_speeds, mode=cfg.model.mode)
 
 
 def drop_outdated_cache(store, params=None):
@@ -178,7 +180,7 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
                               f"reads {expected} (an older EmoNet extracted it); evaluate on the clip folder or "
                               f"extract it again to a new store")
         embeddings = run.store_embeddings(store, table.keys)
-        copies = _audio_copies(store, run, table)
+        copies = _audio_copies(store, run, table, functionals)
         reports = {}
         candidates = [("model", run.mode)] + run_folder.ablation_models()
         proba_main = None
@@ -215,10 +217,11 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
     return result
 
 
-def _audio_copies(store, run, table):
+def _audio_copies(store, run, table, functionals):
     """The (K, n, D) speed copies of ``table``'s clips the run's voice hears (``model.test_audio_speeds``), or None:
     for a run without test speeds, clips without audio (photos), or (with a warning) a store extracted without
-    those copies."""
+    those copies. A clip the store holds no copies of (a fusion run's clip with a face, as ``emonet predict``
+    extracts them) hears its own ``functionals`` (n, D) again."""
     if not run.test_audio_speeds or not np.any(table.has_audio):
         return None
     if [float(s) for s in store.params.get("audio_speeds") or []] != list(run.test_audio_speeds):
@@ -226,7 +229,12 @@ def _audio_copies(store, run, table):
                        f"{list(run.test_audio_speeds)}; the voice hears each clip once, as it would not in "
                        f"emonet predict")
         return None
-    return audio_speed_matrix(store, table.keys, table.has_audio)
+    copies = np.repeat(np.asarray(functionals, np.float64)[None], len(run.test_audio_speeds), axis=0)
+    for i, key in enumerate(table.keys):
+        group = store.clip(key)
+        if table.has_audio[i] and "audio_speed_functionals" in group:
+            copies[:, i] = group["audio_speed_functionals"][()]
+    return copies
 
 
 def _check_extraction(store, run):

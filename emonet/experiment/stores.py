@@ -12,7 +12,7 @@ from preprocessing.runner import run_extraction
 logger = logging.getLogger(__name__)
 
 
-def extract_folder(root, store, cfg, *, layout=None, splits=None):
+def extract_folder(root, store, cfg, *, layout=None, splits=None, params=None):
     """Extract (resumably) the clips of dataset folder ``root`` into ``store`` with ``cfg``'s settings.
 
     Parameters
@@ -24,6 +24,8 @@ def extract_folder(root, store, cfg, *, layout=None, splits=None):
         Folder layout (default: ``cfg.data.layout``).
     splits : set of str, optional
         Only these splits (default: all).
+    params : preprocessing.extraction.ExtractParams, optional
+        Extraction settings instead of ``cfg.extract``'s.
 
     Returns
     -------
@@ -34,7 +36,7 @@ def extract_folder(root, store, cfg, *, layout=None, splits=None):
     manifest = build_manifest(root, layout=layout or cfg.data.layout)
     records = [r for r in manifest if splits is None or r.split in splits]
     logger.info(f"feature store {store}: extracting what is missing of {len(records)} clips")
-    summary = run_extraction(records, store, ExtractParams(**dataclasses.asdict(cfg.extract)),
+    summary = run_extraction(records, store, params or ExtractParams(**dataclasses.asdict(cfg.extract)),
                              workers=cfg.data.workers)
     logger.info(summary.line(store))
     if summary.failed:

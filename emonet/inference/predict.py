@@ -129,7 +129,7 @@ def prediction_params(run):
     """Extraction settings for classifying clips with a :class:`TrainedRun`: the run's own, with the speed copies
     of its ``model.test_audio_speeds`` instead of its training copies."""
     from emonet.inference.runtime import params_for_prediction
-    return params_for_prediction(run.extract_params, run.test_audio_speeds)
+    return params_for_prediction(run.extract_params, run.test_audio_speeds, mode=run.mode)
 
 
 def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None, on_batch=None, workers=0):

@@ -148,23 +148,26 @@ def shipped_model_dir():
     return SHIPPED_MODEL_DIR
 
 
-def params_for_prediction(extract_settings, test_audio_speeds=()):
+def params_for_prediction(extract_settings, test_audio_speeds=(), *, mode="audio"):
     """Extraction settings (an ``ExtractParams``) for classifying clips with a run trained on ``extract_settings``.
 
     ``extract_settings`` is the run's ``extract`` section as a dict. The speed-perturbed copies of
     its ``extract.audio_speeds`` are training material, so they are replaced by the run's
     ``model.test_audio_speeds`` (``test_audio_speeds``): the copies its voice also hears at prediction
-    (none by default).
+    (none by default). A run of ``mode`` "fusion" gets them only for clips without a face, where
+    the voice decides alone.
     """
     from preprocessing.extraction import ExtractParams
-    return dataclasses.replace(ExtractParams(**extract_settings), audio_speeds=tuple(test_audio_speeds))
+    return dataclasses.replace(ExtractParams(**extract_settings), audio_speeds=tuple(test_audio_speeds),
+                               speed_copies_without_face_only=bool(test_audio_speeds) and mode == "fusion")
 
 
 def folder_prediction_params(folder):
     """:func:`params_for_prediction` of the run in ``folder``, read without loading its model (no TensorFlow)."""
     from emonet.experiment.rundir import RunDir
     config = RunDir(folder).config
-    return params_for_prediction(dataclasses.asdict(config.extract), config.model.test_audio_speeds)
+    return params_for_prediction(dataclasses.asdict(config.extract), config.model.test_audio_speeds,
+                                 mode=config.model.mode)
 
 
 def exit_now(status):
