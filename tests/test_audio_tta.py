@@ -113,6 +113,7 @@ def test_predict_and_evaluate_average_the_same_copies(tta_run, tones, tmp_path, 
     caplog.set_level("INFO")
     evaluate_run(tta_run, data=tones, layout="csv", out_dir=tmp_path / "eval", baselines=False, store_dir=tmp_path)
     assert "cached with other extraction settings (audio_speeds)" in caplog.text
+    assert "extracted with other settings than the run" not in caplog.text  # the copies add, they change nothing
     with FeatureStore(cache) as store:
         assert store.params["audio_speeds"] == SPEEDS
     with open(tmp_path / "eval" / "predictions.csv", newline="") as handle:

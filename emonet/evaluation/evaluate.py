@@ -241,7 +241,8 @@ def _check_extraction(store, run):
     """Warn when a store was extracted with other settings than the run was trained on (its speed copies aside:
     they add values, they do not change the clip's own)."""
     differing = ExtractParams(**run.extract_params).differences(store.params)
-    differing.pop("audio_speeds", None)
+    for copies in ("audio_speeds", "speed_copies_without_face_only"):
+        differing.pop(copies, None)
     if differing:
         detail = ", ".join(f"{k}: store {s!r}, run {r!r}" for k, (s, r) in sorted(differing.items()))
         logger.warning(f"warning: {store.path} was extracted with other settings than the run ({detail}); "
