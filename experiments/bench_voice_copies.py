@@ -9,7 +9,8 @@ one BLAS thread (as a prediction helper runs), on
 - ``footage``: composite Val_AFEW clips (a face: no copies with a fusion model),
 
 each extracted with emonet-base's prediction settings and with the same settings without copies.
-Reported: median CPU milliseconds per clip over ``--repeats`` passes, and the ratio.
+Reported: median CPU milliseconds per clip of this process over ``--repeats`` passes (ffmpeg's
+decoding runs in a child process and is not counted), and the ratio.
 
 Run:  .venv/bin/python experiments/bench_voice_copies.py [--clips 60] [--repeats 3]
 Writes experiments/results/bench_voice_copies.json.
