@@ -124,11 +124,12 @@ class TrainedRun:
         return (proba / (1 + len(audio_copies))).astype(np.float32)
 
     def _predict_once(self, embeddings, functionals, has_audio):
-        # predict_on_batch per PREDICT_BATCH clips: the batches (and numbers) of model.predict(batch_size=64),
-        # without its per-call set-up (about 0.2 s a call on CPU, more than classifying 64 clips)
+        """Class probabilities (n, 7) of one pass: predict_on_batch per PREDICT_BATCH clips, the batches (and
+        numbers) of model.predict(batch_size=64) without its per-call set-up (about 0.2 s a call on CPU)."""
         inputs = self.inputs(embeddings, functionals, has_audio)
+        n = len(next(iter(inputs.values())))
         parts = [self.model.predict_on_batch({k: v[i:i + PREDICT_BATCH] for k, v in inputs.items()})
-                 for i in range(0, len(functionals) if functionals is not None else len(embeddings), PREDICT_BATCH)]
+                 for i in range(0, n, PREDICT_BATCH)]
         return np.concatenate([np.asarray(p) for p in parts])
 
     def store_embeddings(self, store, keys):
