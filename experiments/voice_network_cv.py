@@ -24,7 +24,7 @@ the one-layer network only: each fold trains on about 43 speakers (15 of RAVDESS
 out-of-fold UAR says what the same recipe does on unseen speakers with (almost) the refit's data.
 No choice is made on it.
 
-Run:  .venv/bin/python experiments/voice_network_cv.py [--every-speaker]   (~15 min on 2 cores; needs
+Run:  .venv/bin/python experiments/voice_network_cv.py [--every-speaker] [--seed N]   (~15 min on 2 cores; needs
       the store ``runs/speech_features_speed.h5`` that ``emonet train experiments/voice_speed.yaml``
       extracts, or with ``--every-speaker`` ``runs/speech_features_all.h5`` of ``voice_mlp_all.yaml``)
 Writes experiments/results/voice_network_cv.json (``--every-speaker``: voice_refit_cv.json) and prints a table.
@@ -108,7 +108,7 @@ def train_fold(network, x, speeds, y, seed):
     return model
 
 
-def out_of_fold(network, features, speeds, labels, folds):
+def out_of_fold(network, features, speeds, labels, folds, *, seed=0):
     """Predicted class per clip (n,), each from the model that never heard its speaker: of the clip alone, and
     of the mean probabilities over the clip and its K speed copies (``model.test_audio_speeds``)."""
     predicted, averaged = np.zeros(len(labels), int), np.zeros(len(labels), int)
@@ -116,7 +116,7 @@ def out_of_fold(network, features, speeds, labels, folds):
         train, test = folds != k, folds == k
         mean, std = features[train].mean(axis=0), features[train].std(axis=0) + 1e-6
         model = train_fold(network, (features[train] - mean) / std, (speeds[:, train] - mean) / std,
-                           labels[train], seed=k)
+                           labels[train], seed=k + 100 * seed)
         proba = [np.asarray(model.predict(((x[test] - mean) / std).astype(np.float32), verbose=0))
                  for x in (features, *speeds)]
         predicted[test] = proba[0].argmax(axis=1)
@@ -127,6 +127,8 @@ def out_of_fold(network, features, speeds, labels, folds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every-speaker", action="store_true", help="the refit's estimate (see the docstring)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds of the fold models (k + 100 * SEED); a seed other than 0 writes <record>_seedSEED.json")
     args = parser.parse_args()
     setup = "every speaker" if args.every_speaker else "choice"
     manifest, store, record_name, n_folds, networks = SETUPS[setup]
@@ -139,7 +141,7 @@ def main():
     record["audio_functionals"] = features.shape[1]
     test = np.array([speaker_split(*s.split(":")) == "test" for s in speakers])
     for network in networks:
-        predicted, averaged = out_of_fold(network, features, speeds, labels, folds)
+        predicted, averaged = out_of_fold(network, features, speeds, labels, folds, seed=args.seed)
         figures = record["networks"][network] = {"shape": {k: list(v) for k, v in NETWORKS[network].items()}}
         for name, guess in (("uar", predicted), ("uar_test_time_copies", averaged)):
             figures[name] = {c: round(float(uar(labels[corpus == c], guess[corpus == c])), 4) for c in CORPORA}
@@ -149,6 +151,9 @@ def main():
             print(network.ljust(10), name.ljust(20), "  ".join(f"{c} {100 * u:.1f}" for c, u in figures[name].items()),
                   flush=True)
     record["seconds"] = round(time.time() - started)
+    if args.seed:
+        record_name = record_name.replace(".json", f"_seed{args.seed}.json")
+    record["seed"] = args.seed
     target = REPO / "experiments" / "results" / record_name
     atomic_write_text(target, json.dumps(record, indent=2) + "\n")
     print(f"-> {target}")
