@@ -153,3 +153,21 @@ def test_fusion_prediction_extracts_copies_only_for_clips_without_a_face(tmp_pat
     # an audio run hears copies of every clip, and the default settings keep older stores matching
     assert not params_for_prediction({"max_frames": 25}, SPEEDS, mode="audio").speed_copies_without_face_only
     assert "speed_copies_without_face_only" not in ExtractParams().as_dict()
+
+
+@pytest.mark.slow
+def test_a_store_without_the_copies_is_scored_on_the_clips_alone_with_a_warning(tta_run, tones, tmp_path, caplog):
+    run = TrainedRun(tta_run)
+    records = [r for r in build_manifest(tones, layout="csv").records if r.split == "val"]
+    store = tmp_path / "plain.h5"
+    run_extraction(records, store, ExtractParams(max_frames=1), workers=0)
+    caplog.set_level("INFO")
+    result = evaluate_run(tta_run, data=store, out_dir=tmp_path / "eval", baselines=False)
+    assert f"{store} holds no audio copies at the run's test_audio_speeds [0.9, 1.1]" in caplog.text
+    clips = sorted(tones.glob("val_*.wav"))
+    alone = np.concatenate([run.predict(None, _own_and_copies(c)[0], np.array([True])) for c in clips])
+    with open(tmp_path / "eval" / "predictions.csv", newline="") as handle:
+        rows = {Path(r["source"]).name: r for r in csv.DictReader(handle)}
+    for clip, probabilities in zip(clips, alone):
+        np.testing.assert_allclose([float(rows[clip.name][f"p_{c}"]) for c in CLASSES], probabilities, atol=6e-5)
+    assert result["n"] == len(clips)

@@ -226,8 +226,8 @@ def _audio_copies(store, run, table, functionals):
         return None
     if [float(s) for s in store.params.get("audio_speeds") or []] != list(run.test_audio_speeds):
         logger.warning(f"warning: {store.path} holds no audio copies at the run's test_audio_speeds "
-                       f"{list(run.test_audio_speeds)}; the voice hears each clip once, as it would not in "
-                       f"emonet predict")
+                       f"{list(run.test_audio_speeds)}; the voice hears each clip once, without the copies emonet "
+                       f"predict adds (evaluate the clip folder to score with them)")
         return None
     copies = np.repeat(np.asarray(functionals, np.float64)[None], len(run.test_audio_speeds), axis=0)
     for i, key in enumerate(table.keys):
