@@ -62,7 +62,8 @@ class ExtractParams:
     speed_copies_without_face_only : bool
         Compute the ``audio_speeds`` copies only for clips without a face (no video, or no
         face found in any frame): prediction with a fusion model, whose voice weighs little
-        when a face is there, while the copies cost about 40% of a clip's extraction.
+        when a face is there, while four copies cost about as much CPU as the rest of a clip's
+        extraction (experiments/bench_voice_copies.py).
         False (the default) is not part of :meth:`as_dict`.
     """
 
