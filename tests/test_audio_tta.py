@@ -81,6 +81,11 @@ def _own_and_copies(path):
     return arrays["audio_functionals"][None], arrays["audio_speed_functionals"][:, None]
 
 
+def _per_clip(copies):
+    """Copies (K, n, D) as ``TrainedRun.predict`` takes them: per clip, (K, D)."""
+    return list(np.swapaxes(copies, 0, 1))
+
+
 @pytest.mark.slow
 def test_the_probabilities_are_the_mean_over_the_clip_and_its_copies(tta_run, tones):
     run = TrainedRun(tta_run)
@@ -88,18 +93,22 @@ def test_the_probabilities_are_the_mean_over_the_clip_and_its_copies(tta_run, to
     own, copies = _own_and_copies(tones / "val_Happy_0.wav")
     has_audio = np.array([True])
     each = [run.predict(None, x, has_audio) for x in (own, *copies)]  # without copies: the clip alone
-    averaged = run.predict(None, own, has_audio, audio_copies=copies)
+    averaged = run.predict(None, own, has_audio, audio_copies=_per_clip(copies))
     np.testing.assert_allclose(averaged, np.mean(each, axis=0), rtol=1e-5, atol=1e-6)
     assert not np.allclose(each[0], each[1], atol=1e-4)  # the copies do change what the voice hears
     with pytest.raises(Exception, match="1 audio copies for the 2 test_audio_speeds"):
-        run.predict(None, own, has_audio, audio_copies=copies[:1])
+        run.predict(None, own, has_audio, audio_copies=_per_clip(copies[:1]))
+    # in one batch, a clip without copies keeps its own probabilities
+    mixed = run.predict(None, np.concatenate([own, own]), np.array([True, True]),
+                        audio_copies=[_per_clip(copies)[0], None])
+    np.testing.assert_allclose(mixed, np.concatenate([averaged, each[0]]), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
 def test_predict_and_evaluate_average_the_same_copies(tta_run, tones, tmp_path, caplog):
     run = TrainedRun(tta_run)
     clips = sorted(tones.glob("val_*.wav"))
-    expected = np.concatenate([run.predict(None, own, np.array([True]), audio_copies=copies)
+    expected = np.concatenate([run.predict(None, own, np.array([True]), audio_copies=_per_clip(copies))
                                for own, copies in map(_own_and_copies, clips)])
     for workers in (0, 1):
         results = predict_clips(clips, run if workers == 0 else tta_run, progress=False, workers=workers)[0]
@@ -129,7 +138,7 @@ def test_a_run_without_test_speeds_ignores_copies(tmp_path, tones):
     run = TrainedRun(train(load_config(_config(tmp_path, tones, [], name="plain"))))
     assert run.test_audio_speeds == ()
     own, copies = _own_and_copies(tones / "val_Sad_0.wav")
-    np.testing.assert_array_equal(run.predict(None, own, np.array([True]), audio_copies=copies),
+    np.testing.assert_array_equal(run.predict(None, own, np.array([True]), audio_copies=_per_clip(copies)),
                                   run.predict(None, own, np.array([True])))
     result = predict_clips([tones / "val_Sad_0.wav"], run, progress=False)[0][0]
     np.testing.assert_allclose([result["probabilities"][c] for c in CLASSES],

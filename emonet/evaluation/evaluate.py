@@ -26,7 +26,7 @@ from emonet.evaluation import metrics
 from emonet.evaluation.baselines import run_baselines
 from emonet.evaluation.plots import plot_confusion_matrix, plot_training_curves
 from emonet.evaluation.report import ablation_rows
-from emonet.features.tables import SplitTable, audio_matrix
+from emonet.features.tables import SplitTable, audio_matrix, speed_copies
 from emonet.experiment.rundir import RunDir
 from emonet.experiment.stores import extract_folder, prepare_store
 from emonet.inference.trained_run import TrainedRun
@@ -180,7 +180,7 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
                               f"reads {expected} (an older EmoNet extracted it); evaluate on the clip folder or "
                               f"extract it again to a new store")
         embeddings = run.store_embeddings(store, table.keys)
-        copies = _audio_copies(store, run, table, functionals)
+        copies = _audio_copies(store, run, table)
         reports = {}
         candidates = [("model", run.mode)] + run_folder.ablation_models()
         proba_main = None
@@ -217,11 +217,11 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
     return result
 
 
-def _audio_copies(store, run, table, functionals):
-    """The (K, n, D) speed copies of ``table``'s clips the run's voice hears (``model.test_audio_speeds``), or None:
-    for a run without test speeds, clips without audio (photos), or (with a warning) a store extracted without
-    those copies. A clip the store holds no copies of (a fusion run's clip with a face, as ``emonet predict``
-    extracts them) hears its own ``functionals`` (n, D) again."""
+def _audio_copies(store, run, table):
+    """Per clip of ``table``, the (K, D) speed copies the run's voice hears (``model.test_audio_speeds``) or None
+    (:func:`~emonet.features.tables.speed_copies`; a fusion run's clip with a face has none, as ``emonet predict``
+    extracts them); None for a run without test speeds, clips without audio (photos), or (with a warning) a
+    store extracted without those copies."""
     if not run.test_audio_speeds or not np.any(table.has_audio):
         return None
     if [float(s) for s in store.params.get("audio_speeds") or []] != list(run.test_audio_speeds):
@@ -229,12 +229,7 @@ def _audio_copies(store, run, table, functionals):
                        f"{list(run.test_audio_speeds)}; the voice hears each clip once, without the copies emonet "
                        f"predict adds (evaluate the clip folder to score with them)")
         return None
-    copies = np.repeat(np.asarray(functionals, np.float64)[None], len(run.test_audio_speeds), axis=0)
-    for i, key in enumerate(table.keys):
-        group = store.clip(key)
-        if table.has_audio[i] and "audio_speed_functionals" in group:
-            copies[:, i] = group["audio_speed_functionals"][()]
-    return copies
+    return speed_copies(store, table.keys, table.has_audio)
 
 
 def _check_extraction(store, run):

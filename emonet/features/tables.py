@@ -19,7 +19,7 @@ from emonet.features.frames import sample_indices
 from preprocessing.constants import CLASSES
 from preprocessing.errors import StoreError
 
-__all__ = ["SplitTable", "audio_matrix", "audio_speed_matrix", "clip_frames"]
+__all__ = ["SplitTable", "audio_matrix", "audio_speed_matrix", "clip_frames", "speed_copies"]
 
 
 class SplitTable:
@@ -148,13 +148,22 @@ def audio_speed_matrix(store, keys, has_audio):
         raise StoreError(f"{store.path}: the store holds no speed-perturbed audio (extract.audio_speeds was empty "
                          f"when it was built); give the run a store built with extract.audio_speeds")
     out = np.zeros((len(speeds), len(keys), len(store.audio_feature_names)), np.float64)
-    for i, key in enumerate(keys):
-        if not has_audio[i]:
-            continue
-        group = store.clip(key)
-        if "audio_speed_functionals" not in group:
+    for i, (key, copies) in enumerate(zip(keys, speed_copies(store, keys, has_audio))):
+        if has_audio[i] and copies is None:
             raise StoreError(f"{store.path}: clip {key!r} has no audio_speed_functionals")
-        out[:, i] = group["audio_speed_functionals"][()]
+        if copies is not None:
+            out[:, i] = copies
+    return out
+
+
+def speed_copies(store, keys, has_audio):
+    """Per clip of ``keys``, its ``audio_speed_functionals`` (K, D) float32, or None: a clip without (or with
+    silent) audio, or one the store holds no copies of (prediction stores copies only where they are heard)."""
+    out = []
+    for key, audible in zip(keys, has_audio):
+        group = store.clip(key) if audible else None
+        out.append(group["audio_speed_functionals"][()] if group is not None and "audio_speed_functionals" in group
+                   else None)
     return out
 
 

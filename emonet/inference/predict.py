@@ -244,13 +244,8 @@ def clip_item(clip, arrays, attrs, run):
 def classify_items(items, run):
     """Result dicts of :func:`predict_clips` for clip items (:func:`clip_item`), in one model call."""
     import numpy as np
-    copies = None
-    if run.test_audio_speeds:  # a clip without copies (a photo: no audio) hears its own functionals again
-        k = len(run.test_audio_speeds)
-        copies = np.stack([p["audio_copies"] if p.get("audio_copies") is not None else np.repeat(p["audio"][None], k, 0)
-                           for p in items], axis=1)
     proba = run.predict([p["embeddings"] for p in items], np.stack([p["audio"] for p in items]),
-                        np.array([p["has_audio"] for p in items]), audio_copies=copies)
+                        np.array([p["has_audio"] for p in items]), audio_copies=[p["audio_copies"] for p in items])
     return [{"clip": item["clip"], "emotion": CLASSES[int(np.argmax(row))],
              "probabilities": {c: float(p) for c, p in zip(CLASSES, row)},
              "has_audio": item["has_audio"], "face_rate": item["face_rate"]} for item, row in zip(items, proba)]

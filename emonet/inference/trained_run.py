@@ -105,10 +105,11 @@ class TrainedRun:
     def predict(self, embeddings, functionals, has_audio, *, audio_copies=None):
         """Class probabilities (n, 7) for clips given their embeddings and audio functionals.
 
-        ``audio_copies`` [shape=(K, n, D)]: the functionals of the clips played at the run's
-        :attr:`test_audio_speeds` (``audio_speed_functionals``). With them the probabilities are the
-        mean over the clip and its K copies (the same frames each time); without them (or for a run
-        without test speeds) the clip's alone.
+        ``audio_copies``: per clip, the functionals [shape=(K, D)] of the clip played at the run's
+        :attr:`test_audio_speeds` (``audio_speed_functionals``), or None. A clip with audio and
+        copies gets the mean over itself and its K copies (the same frames each time); the others
+        (and every clip of a run without test speeds) their own probabilities. Only the clips with
+        copies are classified again.
         """
         n = len(functionals) if functionals is not None else len(embeddings)
         if n == 0:
@@ -116,12 +117,20 @@ class TrainedRun:
         proba = self._predict_once(embeddings, functionals, has_audio)
         if not self.test_audio_speeds or audio_copies is None:
             return proba
-        if len(audio_copies) != len(self.test_audio_speeds):
-            raise ModelError(f"{self.run_dir}: {len(audio_copies)} audio copies for the "
+        has_audio = np.asarray(has_audio, bool)
+        rows = [i for i, copies in enumerate(audio_copies) if copies is not None and has_audio[i]]
+        if not rows:
+            return proba
+        copies = np.stack([audio_copies[i] for i in rows], axis=1)  # (K, rows, D)
+        if len(copies) != len(self.test_audio_speeds):
+            raise ModelError(f"{self.run_dir}: {len(copies)} audio copies for the "
                              f"{len(self.test_audio_speeds)} test_audio_speeds of the run")
-        for copy in audio_copies:
-            proba = proba + self._predict_once(embeddings, copy, has_audio)
-        return (proba / (1 + len(audio_copies))).astype(np.float32)
+        frames = None if embeddings is None else [embeddings[i] for i in rows]
+        total = proba[rows].astype(np.float64)
+        for copy in copies:
+            total += self._predict_once(frames, copy, has_audio[rows])
+        proba[rows] = total / (1 + len(copies))
+        return proba
 
     def _predict_once(self, embeddings, functionals, has_audio):
         """Class probabilities (n, 7) of one pass: predict_on_batch per PREDICT_BATCH clips, the batches (and
