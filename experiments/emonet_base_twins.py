@@ -8,7 +8,7 @@ On the 175 Val_AFEW clips (faces and speakers none of these models trained on), 
 - the **voice** of the held-out recipe (`runs/voice_mlp-seed0`: the one that fits the fusion weight and
   never heard Val_AFEW's speakers) against the same baselines on **the same 1,825 functionals**, fitted
   on that recipe's training speakers (the speech corpus's `train` split);
-- **emonet-base** (video and voice pooled; the shipped voice heard Val_AFEW's speakers, but weighs 9%)
+- **emonet-base** (video and voice pooled; the shipped voice heard Val_AFEW's speakers, but weighs 2%)
   against **classical late fusion**: the mean of the two linear SVMs' probabilities.
 
 Val_AFEW is not untouched: it fitted emonet-base's fusion weight and, with the real clips, chose its
@@ -16,7 +16,7 @@ face weight (MODEL_CARD.md), so the branches' figures here saw those choices; th
 Clips with a face are classified as `emonet predict` classifies them (no test-time copies).
 
 Run:  .venv/bin/python experiments/emonet_base_twins.py   (~2 min; needs runs/emonet-base, runs/voice_mlp-seed0,
-      runs/composite_features.h5 and runs/speech_features_speed.h5, which experiments/emonet_base.py builds)
+      runs/composite_features.h5 and runs/speech_features_wide.h5, which experiments/emonet_base.py builds)
 Writes experiments/results/emonet_base_twins.json and prints a table.
 """
 
@@ -58,7 +58,7 @@ def main():
         train, val = SplitTable(store, "train"), SplitTable(store, "val")
         train_emb, val_emb = base.store_embeddings(store, train.keys), base.store_embeddings(store, val.keys)
         val_audio = audio_matrix(store, val.keys)
-    with FeatureStore(RUNS / "speech_features_speed.h5") as speech:
+    with FeatureStore(RUNS / "speech_features_wide.h5") as speech:  # voice_mlp.yaml's store
         speech_train = SplitTable(speech, "train")
         speech_audio = audio_matrix(speech, speech_train.keys)
     y = val.labels
