@@ -180,3 +180,27 @@ def test_a_store_without_the_copies_is_scored_on_the_clips_alone_with_a_warning(
     for clip, probabilities in zip(clips, alone):
         np.testing.assert_allclose([float(rows[clip.name][f"p_{c}"]) for c in CLASSES], probabilities, atol=6e-5)
     assert result["n"] == len(clips)
+
+
+@pytest.mark.slow
+def test_timeline_windows_of_an_audio_file_are_heard_with_the_copies(tta_run, tmp_path):
+    """No video stream competes for the CPU, so each window gets the mean over itself and its copies, in this
+    process and in the helper processes alike."""
+    from emonet.inference.predict import prediction_params
+    from emonet.inference.timeline import predict_timeline
+    from emonet.inference.window_streams import sample_range, window_audio_features
+    from preprocessing.media import decode_audio
+    run = TrainedRun(tta_run)
+    sound = _wav(tmp_path / "long.wav", 700, seconds=2.8)
+    y, n_mfcc = decode_audio(sound), prediction_params(run).n_mfcc
+    for workers in (0, 1):
+        rows = predict_timeline(sound, run if workers == 0 else tta_run, window=1.0, hop=1.0, workers=workers).rows
+        assert len(rows) == 3
+        for row in rows:
+            a, b = sample_range(row["start"], row["end"])
+            own, has_audio, copies = window_audio_features(y[a:b], n_mfcc, SPEEDS)
+            assert has_audio and copies.shape == (len(SPEEDS), len(own))
+            expected = run.predict(None, own[None], np.array([True]), audio_copies=[copies])[0]
+            np.testing.assert_allclose([row["probabilities"][c] for c in CLASSES], expected, rtol=1e-4, atol=1e-5)
+    alone = run.predict(None, own[None], np.array([True]))[0]
+    assert not np.allclose(alone, expected, atol=1e-4)  # the copies do change the window's answer

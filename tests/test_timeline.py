@@ -256,7 +256,7 @@ def test_a_helper_stream_stopped_early_does_not_leak_into_the_next():
         again = list(helpers.audio.stream(HAPPY, window=0.5, hop=0.25, n_mfcc=13))
     here = list(audio_windows(HAPPY, window=0.5, hop=0.25, n_mfcc=13))
     assert [seen for seen, _ in again] == [seen for seen, _ in here]
-    assert [[k for k, _, _ in ready] for _, ready in again] == [[k for k, _, _ in ready] for _, ready in here]
+    assert [[k for k, *_ in ready] for _, ready in again] == [[k for k, *_ in ready] for _, ready in here]
     assert all(np.array_equal(a[1], b[1]) for (_, ra), (_, rb) in zip(again, here) for a, b in zip(ra, rb))
 
 

@@ -281,8 +281,9 @@ def predict_timeline(path, model=None, *, window=DEFAULT_WINDOW, hop=DEFAULT_HOP
             encode = run.encode_faces if run.needs_video else (lambda crops: np.zeros((len(crops), 0), np.float32))
             faces = FaceStream(steps, encode=encode, pad_to=step_frames(rate, params.detect_every),
                                keep_track=keep_track, duration=info.duration)
-        if info.has_audio and run.needs_audio:
-            spec = dict(window=window, hop=hop, n_mfcc=params.n_mfcc, info=info)
+        if info.has_audio and run.needs_audio:  # the speed copies only where no video stream competes for CPU
+            spec = dict(window=window, hop=hop, n_mfcc=params.n_mfcc, info=info,
+                        speeds=() if faces else tuple(run.test_audio_speeds))
             sound = SoundStream(helpers.audio.stream(path, **spec) if helpers else audio_windows(path, **spec),
                                 n_mfcc=params.n_mfcc)
         if faces is None and sound is None:
@@ -330,7 +331,8 @@ def _window_inputs(k, start, end, faces, sound, rate, info, no_face, n_mfcc):
         item["embeddings"] = embeddings if len(embeddings) else no_face
         item["box"] = _clip_box(box_summary(boxes, found), info.width, info.height)
         item["face_rate"] = float(found.mean()) if len(found) else None
-    item["audio"], item["has_audio"] = sound.features(k) if sound else window_audio_features(None, n_mfcc)
+    item["audio"], item["has_audio"], item["copies"] = \
+        sound.features(k) if sound else window_audio_features(None, n_mfcc)
     return item
 
 
@@ -339,7 +341,7 @@ def _classify(run, pending, path):
     if not pending:
         return []
     proba = run.predict([p["embeddings"] for p in pending], np.stack([p["audio"] for p in pending]),
-                        np.array([p["has_audio"] for p in pending]))
+                        np.array([p["has_audio"] for p in pending]), audio_copies=[p["copies"] for p in pending])
     rows = []
     for item, row in zip(pending, proba):
         box = item["box"] or (None, None, None, None)

@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from preprocessing import media
+from preprocessing.audio_augment import speed_functionals
 from preprocessing.constants import N_MFCC, SAMPLE_RATE
 
 # the video producer, also importable from here as before it had a module of its own
@@ -48,13 +49,16 @@ def sample_range(start, end):
     return int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
 
 
-def window_audio_features(y, n_mfcc):
-    """Functionals (D,) float32 of a window's samples (None: no audio) and whether it has audible sound."""
+def window_audio_features(y, n_mfcc, speeds=()):
+    """A window's audio: functionals (D,) float32 of its samples (None: no audio), whether it has audible
+    sound, and the functionals (K, D) of the samples played at each of ``speeds`` (None without speeds or
+    sound; :func:`preprocessing.audio_augment.speed_functionals`)."""
     from preprocessing import audio  # SciPy and librosa: imported when first needed (the audio helper)
     if y is None or audio.is_silent(y):
-        return audio.silent_functionals(n_mfcc=n_mfcc), False
+        return audio.silent_functionals(n_mfcc=n_mfcc), False, None
     with one_thread():
-        return audio.audio_functionals(y, n_mfcc=n_mfcc)[0], True
+        functionals = audio.audio_functionals(y, n_mfcc=n_mfcc)[0]
+        return functionals, True, speed_functionals(y, speeds, n_mfcc=n_mfcc) if speeds else None
 
 
 def warm_audio():
@@ -65,25 +69,26 @@ def warm_audio():
         audio.warm_up(N_MFCC)
 
 
-def audio_windows(path, *, window, hop, n_mfcc, info=None):
+def audio_windows(path, *, window, hop, n_mfcc, info=None, speeds=()):
     """Each window's audio functionals, as soon as the samples of the window are decoded.
 
     Window ``k`` holds the samples of ``[k * hop, k * hop + window)`` seconds (fewer at the
-    end of the audio; none past it).
+    end of the audio; none past it). ``speeds``: also the functionals of the window played at
+    these speed factors (the run's ``model.test_audio_speeds``).
 
     Yields
     ------
     seen : int
         Samples decoded so far.
     ready : list of tuple
-        ``(k, functionals (D,) float32, has_audio bool)`` of the windows completed by them;
+        ``(k, functionals (D,) float32, has_audio bool, copies (K, D) or None)`` of the windows completed by them;
         after the last samples, every window that starts before them.
     """
     samples, offset, seen, k = np.zeros(0, np.float32), 0, 0, 0
 
     def features(k):
         a, b = sample_range(k * hop, k * hop + window)
-        return (k, *window_audio_features(samples[max(0, a - offset):max(0, b - offset)], n_mfcc))
+        return (k, *window_audio_features(samples[max(0, a - offset):max(0, b - offset)], n_mfcc, speeds))
 
     blocks = media.iter_audio(path, info=info)
     try:
@@ -203,7 +208,7 @@ class SoundStream:
                 self.exhausted = True
             else:
                 self.seen, ready = message
-                self._ready.update((k, (f, has)) for k, f, has in ready)
+                self._ready.update((k, (f, has, copies)) for k, f, has, copies in ready)
 
     def close(self):
         """Stop reading: the producer (and its ffmpeg, or its helper's current task) stops."""
@@ -211,7 +216,8 @@ class SoundStream:
             self._messages.close()
 
     def features(self, k):
-        """Window ``k``'s functionals (D,) and whether it has audible sound (read once; silent past the audio)."""
+        """Window ``k``'s functionals (D,), whether it has audible sound and its speed copies (K, D) or None (read
+        once; silent past the audio)."""
         return self._ready.pop(k, self._silent)
 
 
