@@ -13,7 +13,8 @@ output exists is skipped, so a killed rebuild resumes):
 4. the voice branch, twice: ``experiments/speech_corpus.py`` (speaker-independent split of RAVDESS,
    EmoDB and URDU), then ``emonet train experiments/voice_mlp.yaml`` (~5 min with its extraction):
    voice_speed.yaml's data and speed copies (chosen over voice_none.yaml and voice_lda.yaml by
-   val-speaker UAR: 57.5% against 55.5% and 38.3%) with a one-layer network, chosen over voice_speed's
+   val-speaker UAR: 57.5% against 55.5% and 38.3%; the copies widened to 0.8-1.2x in session 11,
+   ``experiments/voice_speed_range_cv.py``) with a one-layer network, chosen over voice_speed's
    deeper one by speaker-disjoint cross-validation on the train and val speakers
    (``experiments/voice_network_cv.py``). That *protocol* voice gives the held-out figures and fits
    the fusion weight. The shipped voice is the same recipe refitted on every speaker
