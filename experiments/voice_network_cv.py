@@ -64,10 +64,16 @@ NETWORKS = {
 }
 
 
-def load_corpus(manifest, store_path):
-    """Functionals (n, d), speed copies (K, n, d), labels (n,) ints and speakers (n,) of the non-test clips."""
+def corpus_rows(manifest):
+    """The manifest's rows (dicts: path, label, split, speaker, ...) of the non-test clips, in file order."""
     with open(manifest, newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["split"] != "test"]
+        return [r for r in csv.DictReader(handle) if r["split"] != "test"]
+
+
+def load_corpus(manifest, store_path):
+    """Functionals (n, d), speed copies (K, n, d), labels (n,) ints and speakers (n,) of the non-test clips
+    (:func:`corpus_rows`)."""
+    rows = corpus_rows(manifest)
     features, speeds = [], []
     with FeatureStore(store_path) as store:
         for row in rows:

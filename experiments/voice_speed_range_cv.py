@@ -19,7 +19,6 @@ Writes experiments/results/voice_speed_range_cv.json and prints a table.
 """
 
 import argparse
-import csv
 import io
 import json
 import multiprocessing
@@ -33,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from emonet.evaluation.metrics import uar  # noqa: E402
-from experiments.voice_network_cv import CORPORA, load_corpus, out_of_fold, speaker_folds  # noqa: E402
+from experiments.voice_network_cv import CORPORA, corpus_rows, load_corpus, out_of_fold, speaker_folds  # noqa: E402
 from preprocessing.files import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 RUNS = REPO / "runs"
@@ -75,9 +74,7 @@ def main():
     started = time.time()
     manifest = RUNS / "speech_corpus_all" / "manifest.csv"
     features, _, labels, speakers = load_corpus(manifest, RUNS / "speech_features_all.h5")
-    with open(manifest, newline="", encoding="utf-8") as handle:
-        paths = [r["path"] for r in csv.DictReader(handle) if r["split"] != "test"]
-    copies = speed_copies(paths)
+    copies = speed_copies([r["path"] for r in corpus_rows(manifest)])  # the clips of load_corpus, in its order
     folds = speaker_folds(speakers, 6)
     corpus = np.array([s.split(":")[0] for s in speakers])
     record = {"what": __doc__.splitlines()[0], "clips": len(labels), "speakers": len(set(speakers)), "folds": 6,

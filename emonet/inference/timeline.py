@@ -283,7 +283,7 @@ def predict_timeline(path, model=None, *, window=DEFAULT_WINDOW, hop=DEFAULT_HOP
                                keep_track=keep_track, duration=info.duration)
         if info.has_audio and run.needs_audio:  # the speed copies only where no video stream competes for CPU
             spec = dict(window=window, hop=hop, n_mfcc=params.n_mfcc, info=info,
-                        speeds=() if faces else tuple(run.test_audio_speeds))
+                        speeds=() if faces else run.test_audio_speeds)
             sound = SoundStream(helpers.audio.stream(path, **spec) if helpers else audio_windows(path, **spec),
                                 n_mfcc=params.n_mfcc)
         if faces is None and sound is None:
