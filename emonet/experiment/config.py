@@ -83,6 +83,9 @@ class ModelConfig:
     test_audio_speeds: list = field(default_factory=list)  # prediction: the voice also hears each clip played
     # at these speed factors (preprocessing.audio_augment), and the class probabilities of the clip and its copies
     # are averaged (test-time augmentation); [] = the clip alone. Costs one audio-functionals pass per factor.
+    still_views: int = 1        # prediction: a still image (a clip with one face frame) is read as 1 view (its
+                                # crop) or 10 (five crops of 11/12 of the side and their mirror images), whose
+                                # embeddings are averaged (test-time augmentation; emonet.features.frames.still_views)
     frame_encoder_init: str | None = None  # stage one starts from this trained frame CNN: a run folder (its
                                            # frame_encoder.keras, and its frame head when it is a frames run)
                                            # or a .keras frame encoder; None = random initialisation
@@ -172,6 +175,7 @@ _CHOICES = {
     ("train", "fusion_init"): ("branches", "scratch"),
     ("data", "train_split"): ("train", "val", "test"),
     ("data", "val_split"): ("train", "val", "test"),
+    ("model", "still_views"): (1, 10),
 }
 
 _POSITIVE = {
@@ -203,8 +207,9 @@ def _merge(defaults, given, source, prefix=""):
 def _validate(cfg, source):
     """Check a merged nested dict; raises ConfigError naming the file, the key and the value."""
     for (section, key), choices in _CHOICES.items():
-        if cfg[section][key] not in choices:
-            raise ConfigError(f"{source}: {section}.{key} must be one of {', '.join(choices)}; "
+        value = cfg[section][key]
+        if value not in choices or (isinstance(value, bool) and not any(c is value for c in choices)):
+            raise ConfigError(f"{source}: {section}.{key} must be one of {', '.join(map(str, choices))}; "
                               f"received {cfg[section][key]!r}")
     for section, key in _POSITIVE:
         value = cfg[section][key]

@@ -17,10 +17,15 @@ Examples
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["TARGET_MEAN", "TARGET_STD", "prepare_faces", "augment_frames", "augment_clip", "sample_indices"]
+__all__ = ["TARGET_MEAN", "TARGET_STD", "STILL_VIEW_SIDE", "prepare_faces", "still_views", "augment_frames",
+           "augment_clip", "sample_indices"]
 
 #: Contrast normalisation target: mean and standard deviation of grey levels.
 TARGET_MEAN, TARGET_STD = 128.0, 48.0
+
+#: Side of the crops of :func:`still_views`, as a share of the face crop's side (inside the 85-100 %
+#: of training's random crops).
+STILL_VIEW_SIDE = 11 / 12
 
 
 def prepare_faces(crops, image_size):
@@ -44,6 +49,36 @@ def prepare_faces(crops, image_size):
     mean, var = tf.nn.moments(grey, axes=[1, 2, 3], keepdims=True)
     grey = (grey - mean) / tf.sqrt(var + 1.0) * TARGET_STD + TARGET_MEAN
     return tf.image.grayscale_to_rgb(tf.clip_by_value(grey, 0.0, 255.0))
+
+
+def still_views(crop, n_views):
+    """The views of a still face the frame CNN reads and averages (test-time augmentation).
+
+    Parameters
+    ----------
+    crop : np.ndarray [shape=(S, S, 3), dtype=uint8]
+        The face crop.
+    n_views : {1, 10}
+        1: the crop itself; 10: five crops of :data:`STILL_VIEW_SIDE` of the side (centre, then
+        the top-left, top-right, bottom-left and bottom-right corners), then their mirror images
+        in that order. :func:`prepare_faces` resizes them to the CNN's side like any crop.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_views, s, s, 3), dtype=uint8]
+        ``s = S`` for one view, else ``round(S * STILL_VIEW_SIDE)``.
+    """
+    crop = np.asarray(crop)
+    if n_views == 1:
+        return crop[None]
+    if n_views != 10:
+        raise ValueError(f"still_views: n_views must be 1 or 10; received {n_views!r}")
+    side = crop.shape[0]
+    size = int(round(side * STILL_VIEW_SIDE))
+    far, middle = side - size, (side - size) // 2
+    corners = ((middle, middle), (0, 0), (0, far), (far, 0), (far, far))
+    crops = np.stack([crop[top:top + size, left:left + size] for top, left in corners])
+    return np.ascontiguousarray(np.concatenate([crops, crops[:, :, ::-1]]))
 
 
 def augment_frames(frames, seed):

@@ -14,7 +14,7 @@ from preprocessing.errors import ModelError
 from emonet.experiment.rundir import RunDir
 from emonet.features.embedding import embed_faces, read_embedding_cache, reduce_audio
 from emonet.features.datasets import sequence_batch
-from emonet.features.frames import sample_indices
+from emonet.features.frames import sample_indices, still_views
 from emonet.features.reducer_apply import FittedReducer
 from emonet.nn.io import load_model
 from emonet.nn.models import modes_needing
@@ -60,6 +60,8 @@ class TrainedRun:
         self.frame_encoder = load_model(self.run.frame_encoder_path, compile=False) if self.needs_video else None
         self.image_size = self.config.model.image_size
         self.n_frames = self.config.model.n_frames
+        #: views a still image is read in (``model.still_views``): 1 = its crop, 10 = crops and mirror images
+        self.still_views = self.config.model.still_views
         #: speed factors of the audio copies the voice also hears (``model.test_audio_speeds``; () = none)
         self.test_audio_speeds = tuple(self.config.model.test_audio_speeds) if self.needs_audio else ()
 
@@ -72,6 +74,19 @@ class TrainedRun:
         """Face crops (T, S, S, 3) uint8 -> per-frame embeddings (T, E) float32."""
         return embed_faces(self.frame_encoder, crops, self.image_size)
 
+    def encode_stills(self, crops, n_views=None):
+        """Still faces (N, S, S, 3) uint8 -> embeddings (N, E) float32: each the mean over its
+        ``n_views`` (default :attr:`still_views`) views (:func:`~emonet.features.frames.still_views`).
+        The face expert is linear in the embedding, so this averages its logits over the views."""
+        n_views = self.still_views if n_views is None else n_views
+        if n_views == 1 or len(crops) == 0:
+            return self.encode_faces(crops)
+        views = np.concatenate([still_views(crop, n_views) for crop in crops])
+        n = len(views)
+        if n < self.n_frames:  # one photo: the batch shape of a clip's frames (no retracing)
+            views = np.concatenate([views, np.zeros((self.n_frames - n, *views.shape[1:]), views.dtype)])
+        return self.encode_faces(views)[:n].reshape(len(crops), n_views, -1).mean(axis=1)
+
     def encode_clip_faces(self, crops):
         """A clip's face crops (T, S, S, 3) uint8 -> embeddings (min(T, n_frames), E) float32 of the frames the
         clip model reads.
@@ -81,7 +96,10 @@ class TrainedRun:
         order, so the model's input is the one it gets from every frame's embedding, at a
         fraction of the cost (16 of ~75-150 frames per clip). The crops are padded to
         ``n_frames`` so the encoder sees one batch shape (no retracing for short clips).
+        A clip of one face frame is a still: :meth:`encode_stills`.
         """
+        if len(crops) == 1 and self.still_views > 1:
+            return self.encode_stills(crops)
         index, mask = sample_indices(len(crops), self.n_frames)
         chosen = crops[index[mask > 0]]
         n = len(chosen)
@@ -142,7 +160,8 @@ class TrainedRun:
         return np.concatenate([np.asarray(p) for p in parts])
 
     def store_embeddings(self, store, keys):
-        """Per-frame embeddings of store clips: from the run's cache when it has them, else computed."""
+        """Per-frame embeddings of store clips: from the run's cache when it has them, else computed; a clip of
+        one face frame read in :attr:`still_views` views."""
         if not self.needs_video:
             return [np.zeros((0, 1), np.float32) for _ in keys]
         cached = read_embedding_cache(self.run.embeddings_path, store.path, keys)
@@ -152,4 +171,10 @@ class TrainedRun:
             faces = [store.clip(k)["faces"][()] for k in chunk]
             ends = np.cumsum([len(f) for f in faces])[:-1]
             cached.update(zip(chunk, np.split(self.encode_faces(np.concatenate(faces)), ends)))
+        if self.still_views > 1:  # stills (one face frame) are read in views, as encode_clip_faces reads them
+            stills = [k for k in keys if len(cached[k]) == 1]
+            for start in range(0, len(stills), EMBED_CLIPS_PER_CALL):
+                chunk = stills[start:start + EMBED_CLIPS_PER_CALL]
+                crops = np.stack([store.clip(k)["faces"][0] for k in chunk])
+                cached.update(zip(chunk, self.encode_stills(crops)[:, None]))
         return [cached[k] for k in keys]

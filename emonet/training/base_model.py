@@ -76,6 +76,8 @@ class BaseModelRecipe:
     fusion_voice_run: str | None = None  # the audio run whose predictions fit the fusion weight, when
                                          # voice_run heard the fusion split's speakers (a refit on every
                                          # speaker): the same recipe trained without them; None = voice_run
+    still_views: int = 1            # views a still image is read in (model.still_views: 1 or 10); the photo
+                                    # prior is fitted on training faces read the same way
 
 
 def mean_embeddings(frames, store, keys, n_frames):
@@ -131,7 +133,7 @@ def fit_clip_expert(embeddings, labels, *, c=0.1, seed=0):
     return kernel, bias
 
 
-def photo_prior_correction(frames, face_head, store_path, *, split="train", batch_size=1024):
+def photo_prior_correction(frames, face_head, store_path, *, split="train", views=1, batch_size=1024):
     """A logit bias that gives the face expert the class prior of ``store_path``'s ``split`` faces.
 
     ``log(prior) - log(mean predicted probability)`` over the first frame of each clip of
@@ -148,6 +150,8 @@ def photo_prior_correction(frames, face_head, store_path, *, split="train", batc
     face_head : (np.ndarray [shape=(E, C)], np.ndarray [shape=(C,)])
         The face expert's softmax kernel and bias.
     store_path : str or os.PathLike
+    views : {1, 10}
+        Views each face is read in (:meth:`TrainedRun.encode_stills`), as the model reads stills.
 
     Returns
     -------
@@ -163,7 +167,7 @@ def photo_prior_correction(frames, face_head, store_path, *, split="train", batc
         total = np.zeros(len(CLASSES))
         for start in range(0, len(keys), batch_size):
             crops = np.stack([store.clip(k)["faces"][0] for k in keys[start:start + batch_size]])
-            logits = frames.encode_faces(crops) @ kernel + bias
+            logits = frames.encode_stills(crops, n_views=views) @ kernel + bias
             proba = np.exp(logits - logits.max(axis=1, keepdims=True))
             total += (proba / proba.sum(axis=1, keepdims=True)).sum(axis=0)
     if not keys:
@@ -179,7 +183,7 @@ def class_balance_weights(labels):
     return len(labels) / (np.count_nonzero(counts) * counts[labels])
 
 
-def base_config(frames_run, voice_run, footage_store, *, n_frames=16):
+def base_config(frames_run, voice_run, footage_store, *, n_frames=16, still_views=1):
     """The shipped run's config: the frame CNN's image settings, footage extraction, the voice reducer and network."""
     frames_cfg, voice_cfg = frames_run.config, voice_run.config
     keys = {f.name for f in dataclasses.fields(RunConfig().extract)}
@@ -193,7 +197,7 @@ def base_config(frames_run, voice_run, footage_store, *, n_frames=16):
                "embedding_dim": frames_cfg.model.embedding_dim, "n_frames": n_frames,
                "reducer": voice_cfg.model.reducer, "audio_dim": voice_cfg.model.audio_dim,
                "audio_units": voice_cfg.model.audio_units, "head_units": voice_cfg.model.head_units,
-               "test_audio_speeds": voice_cfg.model.test_audio_speeds})
+               "test_audio_speeds": voice_cfg.model.test_audio_speeds, "still_views": still_views})
 
 
 def assemble_base_model(recipe, out_dir):
@@ -218,8 +222,8 @@ def assemble_base_model(recipe, out_dir):
         clip_x = mean_embeddings(frames, store, clips.keys, recipe.n_frames)
         has_faces = clips.n_frames > 0
         clip_head = fit_clip_expert(clip_x[has_faces], clips.labels[has_faces], c=recipe.clip_expert_c)
-        still_bias = (photo_prior_correction(frames, face_head, recipe.photo_store) if recipe.photo_store
-                      else None)
+        still_bias = (photo_prior_correction(frames, face_head, recipe.photo_store, views=recipe.still_views)
+                      if recipe.photo_store else None)
         video_branch = build_video_experts(face_head, clip_head, n_frames=recipe.n_frames, alpha=recipe.face_weight,
                                            still_bias=still_bias)
         fusion_embeddings = frames.store_embeddings(store, fusion.keys)
@@ -234,7 +238,8 @@ def assemble_base_model(recipe, out_dir):
                             sample_weight=class_balance_weights(fusion.labels[both]))
     model = build_stacked_fusion(video_branch, audio_branch, build_fusion_head(alpha=alpha), name="emonet_base")
     run = RunDir(out_dir)
-    run.write_config(base_config(frames.run, voice.run, recipe.footage_store, n_frames=recipe.n_frames))
+    run.write_config(base_config(frames.run, voice.run, recipe.footage_store, n_frames=recipe.n_frames,
+                                 still_views=recipe.still_views))
     save_model_atomically(model, run.model_path)
     copy_file(frames.run.frame_encoder_path, run.frame_encoder_path)
     copy_file(voice.run.reducer_path, run.reducer_path)
