@@ -48,6 +48,10 @@ def test_defaults_and_relative_paths(tmp_path):
     ({"data": {"root": "x"}, "train": {"keep": "final"}}, "train.keep must be one of best, last"),
     ({"data": {"root": "x"}, "train": {"keep": "last"}},
      "train.keep: last trains every epoch, so early stopping cannot apply; set train.patience to 0"),
+    ({"data": {"root": "x"}, "train": {"class_weights": "balanced"}},
+     "train.class_weights must be one of True, False, sqrt; received 'balanced'"),
+    ({"data": {"root": "x"}, "model": {"still_views": 5}}, "model.still_views must be one of 1, 10; received 5"),
+    ({"data": {"root": "x"}, "model": {"still_views": True}}, "model.still_views must be one of 1, 10; received True"),
     ("data: [unclosed", "not valid YAML"),
 ])
 def test_bad_configs_are_one_line_errors(tmp_path, data, match):
