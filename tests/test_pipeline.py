@@ -587,3 +587,20 @@ def test_photo_prior_moves_the_face_expert_towards_the_training_prior(frames_run
     before, after = np.abs(mean_proba(logits) - prior).sum(), np.abs(mean_proba(logits + shift) - prior).sum()
     assert after < before or before < 1e-3  # Bayes' rule for the prior: closer, never further
     assert (shift[prior == 0] < -1).all()  # a class with no training face is pushed down
+
+
+def test_base_model_reads_stills_in_the_recipes_views(base_run, frames_run, audio_run, tmp_path):
+    from emonet.nn.experts import softmax_weights
+    from emonet.training.base_model import BaseModelRecipe, assemble_base_model, photo_prior_correction
+    _, parts, store = base_run
+    frames_dir, voice_dir = frames_run[0], audio_run[0]
+    recipe = BaseModelRecipe(frames_run=str(frames_dir), voice_run=str(voice_dir), footage_store=str(store),
+                             n_frames=6, photo_store=str(store), still_views=10)
+    ten = assemble_base_model(recipe, tmp_path / "ten")
+    run, frames = TrainedRun(tmp_path / "ten"), TrainedRun(frames_dir)
+    assert run.still_views == 10 and TrainedRun(base_run[0]).still_views == 1
+    bias = np.array([ten["photo_prior_bias"][c] for c in CLASSES])
+    by_hand = photo_prior_correction(frames, softmax_weights(frames.model), store, views=10)
+    np.testing.assert_allclose(bias, by_hand, atol=1e-5)
+    assert not np.allclose(bias, [parts["photo_prior_bias"][c] for c in CLASSES], atol=1e-4)
+    assert ten["fusion_video_weight"] == pytest.approx(parts["fusion_video_weight"])  # footage reads as before
