@@ -28,8 +28,8 @@ from the voice that never heard its speaker; fusion pools the two with emonet-ba
 Twins, fitted on the same folds: a linear SVM (and k-NN, MLP) on the same mean-pooled
 embeddings (face folds); a linear SVM (and k-NN, MLP) on the same functionals of the voice's
 training utterances (speaker folds); classical late fusion, the sum of the two linear SVMs'
-probabilities. No choice is
-made here; the face weight and fusion weight were fixed before (on Val_AFEW and the real clips).
+probabilities. No choice is made here; the face weight and fusion weight were fixed before (on
+Val_AFEW and the real clips).
 
 Run:  .venv/bin/python experiments/emonet_base_oof.py   (~25 min per fold on 2 cores: the CNN cycles;
       a fold whose CNN exists is not trained again; needs what experiments/emonet_base.py builds)
@@ -100,7 +100,8 @@ def fold_cnn(k, keep_keys):
 
 
 def fold_voice(speech, held_speakers, seed):
-    """The shipped voice's recipe trained without ``held_speakers``: (model, mean, std) for raw functionals."""
+    """The shipped voice's recipe trained without ``held_speakers``: (model, mean, std, keep), where ``mean``
+    and ``std`` standardise raw functionals for the model and ``keep`` marks the training utterances."""
     features, speeds, labels, speakers = speech
     keep = ~np.isin(speakers, sorted(held_speakers))
     mean, std = features[keep].mean(axis=0), features[keep].std(axis=0) + 1e-6
