@@ -82,10 +82,15 @@ class TrainedRun:
         if n_views == 1 or len(crops) == 0:
             return self.encode_faces(crops)
         views = np.concatenate([still_views(crop, n_views) for crop in crops])
-        n = len(views)
-        if n < self.n_frames:  # one photo: the batch shape of a clip's frames (no retracing)
-            views = np.concatenate([views, np.zeros((self.n_frames - n, *views.shape[1:]), views.dtype)])
-        return self.encode_faces(views)[:n].reshape(len(crops), n_views, -1).mean(axis=1)
+        return self._encode_in_clip_shape(views).reshape(len(crops), n_views, -1).mean(axis=1)
+
+    def _encode_in_clip_shape(self, crops):
+        """:meth:`encode_faces`, with fewer than ``n_frames`` crops padded to ``n_frames`` (zeros, dropped from the
+        result), so the encoder sees the batch shape of a clip's frames (no retracing for short clips)."""
+        n = len(crops)
+        if 0 < n < self.n_frames:
+            crops = np.concatenate([crops, np.zeros((self.n_frames - n, *crops.shape[1:]), crops.dtype)])
+        return self.encode_faces(crops)[:n]
 
     def encode_clip_faces(self, crops):
         """A clip's face crops (T, S, S, 3) uint8 -> embeddings (min(T, n_frames), E) float32 of the frames the
@@ -101,11 +106,7 @@ class TrainedRun:
         if len(crops) == 1 and self.still_views > 1:
             return self.encode_stills(crops)
         index, mask = sample_indices(len(crops), self.n_frames)
-        chosen = crops[index[mask > 0]]
-        n = len(chosen)
-        if 0 < n < self.n_frames:
-            chosen = np.concatenate([chosen, np.zeros((self.n_frames - n, *chosen.shape[1:]), chosen.dtype)])
-        return self.encode_faces(chosen)[:n]
+        return self._encode_in_clip_shape(crops[index[mask > 0]])
 
     def reduce_audio(self, functionals, has_audio):
         """Audio functionals (n, D) -> reduced (n, d) float32; see :func:`reduce_audio`."""
@@ -164,17 +165,18 @@ class TrainedRun:
         one face frame read in :attr:`still_views` views."""
         if not self.needs_video:
             return [np.zeros((0, 1), np.float32) for _ in keys]
+        # stills (one face frame) are read in views, as encode_clip_faces reads them: never from the cache
+        stills = [] if self.still_views == 1 else [k for k in keys if store.clip(k)["faces"].shape[0] == 1]
         cached = read_embedding_cache(self.run.embeddings_path, store.path, keys)
-        missing = [k for k in keys if k not in cached]
+        skip = set(cached) | set(stills)
+        missing = [k for k in keys if k not in skip]
         for start in range(0, len(missing), EMBED_CLIPS_PER_CALL):  # many short clips (photos): few model calls
             chunk = missing[start:start + EMBED_CLIPS_PER_CALL]
             faces = [store.clip(k)["faces"][()] for k in chunk]
             ends = np.cumsum([len(f) for f in faces])[:-1]
             cached.update(zip(chunk, np.split(self.encode_faces(np.concatenate(faces)), ends)))
-        if self.still_views > 1:  # stills (one face frame) are read in views, as encode_clip_faces reads them
-            stills = [k for k in keys if len(cached[k]) == 1]
-            for start in range(0, len(stills), EMBED_CLIPS_PER_CALL):
-                chunk = stills[start:start + EMBED_CLIPS_PER_CALL]
-                crops = np.stack([store.clip(k)["faces"][0] for k in chunk])
-                cached.update(zip(chunk, self.encode_stills(crops)[:, None]))
+        for start in range(0, len(stills), EMBED_CLIPS_PER_CALL):
+            chunk = stills[start:start + EMBED_CLIPS_PER_CALL]
+            crops = np.stack([store.clip(k)["faces"][0] for k in chunk])
+            cached.update(zip(chunk, self.encode_stills(crops)[:, None]))
         return [cached[k] for k in keys]
