@@ -49,7 +49,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from emonet.cli import configure_logging  # noqa: E402
-from emonet.evaluation.baselines import fit_baselines, full_probabilities  # noqa: E402
 from emonet.evaluation.metrics import uar  # noqa: E402
 from emonet.experiment.config import config_yaml, load_config  # noqa: E402
 from emonet.features.tables import SplitTable, audio_matrix  # noqa: E402
@@ -58,6 +57,7 @@ from emonet.nn.experts import softmax_weights  # noqa: E402
 from emonet.training.base_model import fit_clip_expert, mean_embeddings  # noqa: E402
 from emonet.training.folds import group_folds, person_of  # noqa: E402
 from experiments.emonet_base import FACE_WEIGHT  # noqa: E402
+from experiments.emonet_base_twins import twin_probabilities  # noqa: E402
 from experiments.video_experts import N_FRAMES, clip_frame_probabilities, softmax  # noqa: E402
 from experiments.voice_network_cv import load_corpus, train_fold  # noqa: E402
 from preprocessing.files import atomic_path, atomic_write_text  # noqa: E402
@@ -112,8 +112,7 @@ def fold_voice(speech, held_speakers, seed):
 def twins(predicted, svm_proba, fit, test_x, held):
     """Fit the classical baselines on ``fit`` = (x, y); write their classes for ``test_x`` into
     ``predicted[name][held]`` and the linear SVM's probabilities into ``svm_proba[held]``."""
-    for name, model in fit_baselines(*fit)[0].items():
-        proba = full_probabilities(model, test_x)
+    for name, proba in twin_probabilities(*fit, test_x).items():
         predicted.setdefault(name, np.zeros(len(held), np.int64))[held] = proba.argmax(1)
         if name == "linear SVM":
             svm_proba[held] = proba

@@ -44,10 +44,15 @@ def pooled(embeddings):
     return np.stack([e.mean(axis=0) if len(e) else np.zeros(e.shape[1]) for e in embeddings])
 
 
+def twin_probabilities(train_X, train_y, test_X):
+    """{baseline name: test probabilities (n, 7)} of the four classical baselines fitted on ``train_X``, ``train_y``."""
+    return {name: full_probabilities(model, test_X) for name, model in fit_baselines(train_X, train_y)[0].items()}
+
+
 def twin_rows(train_X, train_y, test_X, test_y):
     """{model: UAR} of the four baselines (fitted once, scored as ``run_baselines`` scores them), and the
     linear SVM's test probabilities (n, 7)."""
-    proba = {name: full_probabilities(model, test_X) for name, model in fit_baselines(train_X, train_y)[0].items()}
+    proba = twin_probabilities(train_X, train_y, test_X)
     uars = {name: round(float(classification_report(test_y, p)["uar"]), 4) for name, p in proba.items()}
     return uars, proba["linear SVM"]
 
