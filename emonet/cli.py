@@ -139,8 +139,8 @@ def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="metrics, confusion matrix, ablation and baselines of a run",
                        formatter_class=_HelpFormatter, epilog=EVALUATE_EXAMPLES)
     p.add_argument("run_dir", type=Path, nargs="?", default=None,
-                   help="run directory written by emonet train (default: the shipped model emonet-base, "
-                        "which needs --data)")
+                   help="run directory written by emonet train, or emonet-base (the default: the shipped "
+                        "model, which needs --data)")
     p.add_argument("--data", type=Path, default=None,
                    help="feature store (.h5) or dataset folder to evaluate on (default: the run's val split)")
     p.add_argument("--layout", default=None,
@@ -156,9 +156,10 @@ def cmd_evaluate(args):
     import_tensorflow()  # before the evaluation imports Keras: TensorFlow's start-up notices held back
     from emonet.evaluation.evaluate import evaluate_run, evaluation_dir
     from emonet.evaluation.report import format_evaluation
-    from emonet.inference.trained_run import shipped_model_dir
+    from emonet.inference.runtime import is_shipped_model, shipped_model_dir
     run_dir, out, store_dir = args.run_dir, args.out, None
-    if run_dir is None:  # the shipped model: its folder is part of the package, results go to the working folder
+    shipped = is_shipped_model(run_dir)
+    if shipped:  # the shipped model: its folder is part of the package, results go to the working folder
         run_dir = shipped_model_dir()
         if args.data is None:
             raise ConfigError("the shipped model emonet-base has no validation split of its own: "
@@ -166,7 +167,7 @@ def cmd_evaluate(args):
         out = out or Path(f"emonet-base_eval_{args.data.stem}")
         store_dir = out
     result = evaluate_run(run_dir, data=args.data, layout=args.layout, out_dir=out,
-                          baselines=not args.no_baselines and args.run_dir is not None, store_dir=store_dir)
+                          baselines=not args.no_baselines and not shipped, store_dir=store_dir)
     metrics_path = evaluation_dir(run_dir, data=args.data, out_dir=out) / "metrics.json"
     print(format_evaluation(result, metrics_path=metrics_path))
     return 0
@@ -181,7 +182,7 @@ def _add_predict(sub):
                    help="clip files: videos, audio files or still images (.jpg, .png...: one frame, no audio); "
                         "a folder stands for its media files, recursively")
     p.add_argument("--model", "-m", type=Path, default=None,
-                   help="run directory of a trained model (default: the shipped model emonet-base)")
+                   help="run directory of a trained model, or emonet-base (the default: the shipped model)")
     p.add_argument("--format", "-f", choices=FORMATS + SUBTITLE_FORMATS, default="table",
                    help="output format (srt, vtt: subtitles of a clip's timeline, with --window; for several "
                         "clips -o FILE names one file per clip beside it, FILE's stem + '.' + the clip's name)")

@@ -30,6 +30,11 @@ from preprocessing.errors import ConfigError
 #: Marks the one key without a default.
 REQUIRED = "<required>"
 
+#: The name that stands for the shipped model (``emonet/pretrained/emonet-base``) wherever a model is asked
+#: for: ``emonet predict --model``, ``emonet evaluate RUN``, ``emonet.load_model`` and ``model.frame_encoder_init``.
+#: A folder of that name, where the name is read, comes first.
+SHIPPED_MODEL_NAME = "emonet-base"
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -87,8 +92,9 @@ class ModelConfig:
                                 # crop) or 10 (five crops of 11/12 of the side and their mirror images), whose
                                 # embeddings are averaged (test-time augmentation; emonet.features.frames.still_views)
     frame_encoder_init: str | None = None  # stage one starts from this trained frame CNN: a run folder (its
-                                           # frame_encoder.keras, and its frame head when it is a frames run)
-                                           # or a .keras frame encoder; None = random initialisation
+                                           # frame_encoder.keras, and its frame head when it has one), a .keras
+                                           # frame encoder, or "emonet-base" (the shipped model's frame CNN and
+                                           # face expert); None = random initialisation
 
 
 @dataclass(frozen=True)
@@ -240,8 +246,8 @@ def _validate(cfg, source):
                               f"received {units!r}")
     init = cfg["model"]["frame_encoder_init"]
     if init is not None and (not isinstance(init, str) or not init):
-        raise ConfigError(f"{source}: model.frame_encoder_init must be a path (a run folder or a .keras file) "
-                          f"or null; received {init!r}")
+        raise ConfigError(f"{source}: model.frame_encoder_init must be a path (a run folder or a .keras file), "
+                          f"{SHIPPED_MODEL_NAME!r} or null; received {init!r}")
     share = cfg["data"]["mix_share"]
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
         raise ConfigError(f"{source}: data.mix_share must be a number in (0, 1); received {share!r}")
@@ -298,7 +304,8 @@ def resolve_config(raw, *, source="config", base_dir=".", smoke=False):
         cfg["data"]["store"] = str((base / cfg["data"]["store"]).resolve())
     if cfg["data"]["mix_store"]:
         cfg["data"]["mix_store"] = str((base / cfg["data"]["mix_store"]).resolve())
-    if cfg["model"]["frame_encoder_init"]:
+    init = cfg["model"]["frame_encoder_init"]
+    if init and (init != SHIPPED_MODEL_NAME or (base / init).exists()):
         cfg["model"]["frame_encoder_init"] = str((base / cfg["model"]["frame_encoder_init"]).resolve())
     return _build(cfg)
 

@@ -152,8 +152,8 @@ def load_model(path=None):
     Parameters
     ----------
     path : str or os.PathLike, optional
-        A run folder written by ``emonet train`` (holding ``config.yaml``); default: the
-        shipped model emonet-base.
+        A run folder written by ``emonet train`` (holding ``config.yaml``), or ``"emonet-base"``;
+        default: the shipped model emonet-base.
 
     Returns
     -------
@@ -166,9 +166,9 @@ def load_model(path=None):
         ``path`` is not a run folder, or the run is incomplete.
     """
     import_tensorflow()  # before trained_run imports Keras: TensorFlow's start-up notices held back
-    from emonet.inference.trained_run import TrainedRun, shipped_model_dir
+    from emonet.inference.trained_run import TrainedRun
 
-    folder = shipped_model_dir() if path is None else check_model_dir(path)
+    folder = check_model_dir(path)
     run = TrainedRun(folder)
     model = EmotionModel(run, make_detector(prediction_params(run).detector))
     logger.info(f"loaded {run.mode} model from {folder}, on {compute_device()}")

@@ -50,8 +50,15 @@ OUTPUT_FIELDS = RESULT_FIELDS[:2] + CLASSES + RESULT_FIELDS[2:]
 
 
 def check_model_dir(path):
-    """``path`` if it is a run folder (holds ``config.yaml``), else :class:`ModelError`; no model is loaded."""
+    """The run folder a model argument names, else :class:`ModelError`; no model is loaded.
+
+    ``path`` is a run folder (holds ``config.yaml``), or None or ``emonet-base`` for the shipped model
+    (:func:`emonet.inference.runtime.is_shipped_model`).
+    """
     from emonet.experiment.rundir import RunDir
+    from emonet.inference.runtime import is_shipped_model, shipped_model_dir
+    if is_shipped_model(path):
+        return shipped_model_dir()
     return RunDir(path).check_is_run().path
 
 
@@ -140,8 +147,8 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None
     paths : list of str or os.PathLike
         Videos, audio files or still images (:data:`preprocessing.constants.IMAGE_SUFFIXES`).
     run_dir : str or os.PathLike or TrainedRun or None
-        A trained run directory, or one already loaded (repeated calls reuse it); None: the
-        shipped model emonet-base.
+        A trained run directory, or one already loaded (repeated calls reuse it); None or
+        ``"emonet-base"``: the shipped model.
     batch_size : int
         Clips classified per model call.
     progress : bool
@@ -168,14 +175,14 @@ def predict_clips(paths, run_dir, *, batch_size=16, progress=True, detector=None
     """
     from tqdm import tqdm
 
-    from emonet.inference.runtime import folder_prediction_params, shipped_model_dir
+    from emonet.inference.runtime import folder_prediction_params
     from emonet.inference.workers import ExtractionFeed, check_workers, prefetch
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"--batch-size must be an integer >= 1; received {batch_size!r}")
     workers = check_workers(workers)
     loaded = hasattr(run_dir, "predict") and hasattr(run_dir, "extract_params")  # a TrainedRun
-    folder = None if loaded else (shipped_model_dir() if run_dir is None else check_model_dir(run_dir))
+    folder = None if loaded else check_model_dir(run_dir)
     if loaded or workers == 0:
         params = prediction_params(run_dir) if loaded else folder_prediction_params(folder)
         if detector is None and workers == 0:

@@ -140,6 +140,15 @@ def compute_device():
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[1] / "pretrained" / "emonet-base"
 
 
+def is_shipped_model(model):
+    """Whether a model argument means the shipped model: None (no model named), the path of its folder, or
+    the name ``emonet-base`` (:data:`emonet.experiment.config.SHIPPED_MODEL_NAME`) where no such folder is."""
+    from emonet.experiment.config import SHIPPED_MODEL_NAME
+    if model is None or (str(model) == SHIPPED_MODEL_NAME and not Path(model).exists()):
+        return True
+    return Path(model).resolve() == SHIPPED_MODEL_DIR.resolve()
+
+
 def shipped_model_dir():
     """The folder of the shipped model; ModelError if this installation lacks it."""
     if not (SHIPPED_MODEL_DIR / "model.keras").is_file():

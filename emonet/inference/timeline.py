@@ -202,15 +202,15 @@ def _clip_box(box, width, height):
 
 
 def resolve_model(model, detector=None):
-    """``(TrainedRun, detector)`` from a run folder, a TrainedRun, an EmotionModel or None (the shipped model)."""
+    """``(TrainedRun, detector)`` of a run folder, a TrainedRun, an EmotionModel or None/"emonet-base" (shipped)."""
     import_tensorflow()  # before trained_run imports Keras: TensorFlow's start-up notices held back
-    from emonet.inference.trained_run import TrainedRun, shipped_model_dir
+    from emonet.inference.trained_run import TrainedRun
     if hasattr(model, "run") and hasattr(model, "detector"):  # an emonet.inference.api.EmotionModel
         run, detector = model.run, detector or model.detector
     elif isinstance(model, TrainedRun):
         run = model
     else:
-        run = TrainedRun(shipped_model_dir() if model is None else check_model_dir(model))
+        run = TrainedRun(check_model_dir(model))
     return run, detector if detector is not None else make_detector(prediction_params(run).detector)
 
 

@@ -82,3 +82,17 @@ def softmax_weights(classifier):
     if not dense or dense[-1].units != len(CLASSES):
         raise ValueError(f"softmax_weights: {classifier.name} has no {len(CLASSES)}-class Dense layer")
     return tuple(dense[-1].get_weights())
+
+
+def face_expert_weights(model):
+    """(kernel (E, C), bias (C,)) of the face expert inside ``model`` (a fused or video model built on
+    :func:`build_video_experts`, e.g. emonet-base's), or None when it has none. The face expert is the frame
+    CNN's own softmax, so these weights and the frame encoder together make the frame classifier."""
+    for layer in model.layers:
+        if layer.name == "face_expert":
+            return tuple(layer.get_weights())
+        if isinstance(layer, keras.Model):
+            found = face_expert_weights(layer)
+            if found is not None:
+                return found
+    return None

@@ -17,13 +17,15 @@ from preprocessing.store import FeatureStore
 
 from emonet.evaluation.metrics import uar
 from emonet.features.datasets import frame_dataset, mix_frame_datasets
+from emonet.experiment.config import SHIPPED_MODEL_NAME
 from emonet.experiment.rundir import RunDir
 from emonet.features.embedding import (ReducedAudio, embed_faces, read_embedding_cache, reduce_audio,
                                       write_embedding_cache)
 from emonet.features.frames import prepare_faces, sample_indices
 from emonet.features.reducer import AudioReducer
 from emonet.features.tables import SplitTable, audio_matrix, audio_speed_matrix, clip_frames
-from emonet.nn.experts import softmax_weights
+from emonet.inference.runtime import shipped_model_dir
+from emonet.nn.experts import face_expert_weights, softmax_weights
 from emonet.nn.io import load_model, save_model_atomically
 from emonet.nn.names import OUTPUT_NAME
 from emonet.nn.resnet import build_frame_classifier, build_resnet20
@@ -38,9 +40,10 @@ MIX_FRAMES_PER_PASS = 4
 def initial_frame_classifier(model_cfg):
     """Stage one's starting point: ResNet-20 + softmax, random or from ``model.frame_encoder_init``.
 
-    The init is a run folder (its ``frame_encoder.keras``; a ``frames`` run's ``model.keras``
-    also gives the softmax layer) or a ``.keras`` frame encoder. Its input must be
-    (image_size, image_size, 3) and its output (embedding_dim,).
+    The init is a run folder (its ``frame_encoder.keras``; the softmax layer too when the run has
+    one for frames: a ``frames`` run's, or the face expert of a model with video experts), a
+    ``.keras`` frame encoder, or ``emonet-base``: the shipped model's frame CNN and face expert.
+    Its input must be (image_size, image_size, 3) and its output (embedding_dim,).
 
     Returns
     -------
@@ -51,13 +54,11 @@ def initial_frame_classifier(model_cfg):
     if not init:
         return build_frame_classifier(build_resnet20(image_size=model_cfg.image_size,
                                                      embedding_dim=model_cfg.embedding_dim))
-    path, head = Path(init), None
+    path, head = (shipped_model_dir() if init == SHIPPED_MODEL_NAME else Path(init)), None
     if path.is_dir():
         run = RunDir(path)
         encoder = load_model(run.frame_encoder_path, compile=False)
-        if run.config.model.mode == "frames" and run.model_file("model").is_file():
-            frame_average = load_model(run.model_file("model"), compile=False)
-            head = list(softmax_weights(frame_average))
+        head = frame_softmax(run)
     elif path.is_file():
         encoder = load_model(path, compile=False)
     else:
@@ -70,8 +71,17 @@ def initial_frame_classifier(model_cfg):
     encoder.name = "frame_encoder"
     classifier = build_frame_classifier(encoder)
     if head is not None:
-        classifier.get_layer(OUTPUT_NAME).set_weights(head)
+        classifier.get_layer(OUTPUT_NAME).set_weights(list(head))
     return classifier
+
+
+def frame_softmax(run):
+    """(kernel (E, C), bias (C,)) of the softmax ``run`` applies to single frames, or None when it has none:
+    a ``frames`` run's frame classifier, or the face expert of a model with video experts (emonet-base)."""
+    if not run.model_file("model").is_file() or run.config.model.mode not in ("frames", "video", "fusion"):
+        return None
+    model = load_model(run.model_file("model"), compile=False)
+    return softmax_weights(model) if run.config.model.mode == "frames" else face_expert_weights(model)
 
 
 class ReducerStage:
