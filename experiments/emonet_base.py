@@ -36,6 +36,7 @@ Writes ``experiments/results/emonet_base.json``; ``--install`` then copies the m
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -117,6 +118,11 @@ def measure(run_dir, protocol_voice):
     return record
 
 
+def in_repo(path):
+    """``path`` relative to the repository, as a string (the process works in the repository)."""
+    return str(Path(path).resolve().relative_to(REPO))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--install", action="store_true", help="copy the model into emonet/pretrained/emonet-base")
@@ -133,9 +139,10 @@ def main():
         subprocess.run([sys.executable, str(REPO / "experiments" / "speech_corpus.py"), *refit], check=True, cwd=REPO)
     protocol_voice = train_once("voice_mlp.yaml", "voice_mlp-seed0")
     voice = train_once("voice_mlp_all.yaml", "voice_mlp_all-seed0")
-    recipe = BaseModelRecipe(frames_run=str(frames), voice_run=str(voice), footage_store=str(footage),
-                             photo_store=str(RUNS / "ferplus_features.h5"),  # stills: FER+'s class prior
-                             face_weight=FACE_WEIGHT, fusion_voice_run=str(protocol_voice), still_views=STILL_VIEWS)
+    os.chdir(REPO)  # the recipe names its parts relative to the repository: parts.json ships in the package
+    recipe = BaseModelRecipe(frames_run=in_repo(frames), voice_run=in_repo(voice), footage_store=in_repo(footage),
+                             photo_store=in_repo(RUNS / "ferplus_features.h5"),  # stills: FER+'s class prior
+                             face_weight=FACE_WEIGHT, fusion_voice_run=in_repo(protocol_voice), still_views=STILL_VIEWS)
     out = RUNS / "emonet-base"
     parts = assemble_base_model(recipe, out)
     record = {"model": "emonet-base", "git_commit": RunDir(out).versions().get("git_commit"), "parts": parts,
