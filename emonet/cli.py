@@ -216,21 +216,14 @@ def cmd_predict(args):
     if args.window is not None or args.annotate is not None or args.hop is not None or args.format in ("srt", "vtt"):
         return _predict_timeline(args)
     from emonet.inference.journal import RESUMABLE_FORMATS, predict_into_file
-    from emonet.inference.predict import (check_model_dir, check_output_file, check_some_input_exists, display_names,
-                                          expand_clips, format_rows, output_rows, predict_clips, write_submission)
+    from emonet.inference.predict import display_names, format_rows, output_rows, predict_clips, write_submission
     # user errors first, in one line each, before any decoding or TensorFlow import
     if args.resume and (args.output is None or args.format not in RESUMABLE_FORMATS):
         raise ConfigError(f"--resume needs -o FILE and --format {' or '.join(RESUMABLE_FORMATS)}")
     args.batch_size = 16 if args.batch_size is None else args.batch_size
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1; received {args.batch_size}")
-    from emonet.inference.workers import check_workers
-    workers = check_workers(args.workers)
-    model = check_model_dir(args.model) if args.model is not None else None
-    if args.output:
-        check_output_file(args.output)
-    clips = expand_clips(args.clips)
-    check_some_input_exists(clips)
+    workers, model, clips = _checked_inputs(args)
     names = dict(zip(map(str, clips), display_names(clips)))  # of all clips: a resumed run names them alike
     if args.output and args.format in RESUMABLE_FORMATS:  # kept on disk batch by batch, --resume (journal.py)
         rows, failures = predict_into_file(clips, args.output, args.format, model=model, resume=args.resume,
@@ -258,11 +251,24 @@ def cmd_predict(args):
     return 0
 
 
+def _checked_inputs(args):
+    """``(workers, model folder, clips)`` of ``emonet predict``, after the checks that clip predictions and
+    timelines share: each user error in one line, before any decoding or TensorFlow import."""
+    from emonet.inference.predict import check_model_dir, check_output_file, check_some_input_exists, expand_clips
+    from emonet.inference.workers import check_workers
+    workers = check_workers(args.workers)
+    model = check_model_dir(args.model)
+    if args.output:
+        check_output_file(args.output)
+    clips = expand_clips(args.clips)
+    check_some_input_exists(clips)
+    return workers, model, clips
+
+
 def _predict_timeline(args):
     """``emonet predict --window/--hop/--annotate``: one row per window of each clip, optionally an annotated video."""
     from emonet.inference.annotate import check_annotate_target
-    from emonet.inference.predict import (check_model_dir, check_output_file, check_some_input_exists, display_names,
-                                          expand_clips)
+    from emonet.inference.predict import display_names
     from emonet.inference.subtitles import SUBTITLE_FORMATS
     from emonet.inference.timeline import DEFAULT_HOP, DEFAULT_WINDOW, check_window
     # user errors first, in one line each, before any decoding or TensorFlow import
@@ -277,13 +283,7 @@ def _predict_timeline(args):
     batch_size = 64 if args.batch_size is None else args.batch_size
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1; received {batch_size}")
-    from emonet.inference.workers import check_workers
-    workers = check_workers(args.workers)
-    model = check_model_dir(args.model) if args.model is not None else None
-    if args.output:
-        check_output_file(args.output)
-    clips = expand_clips(args.clips)
-    check_some_input_exists(clips)
+    workers, model, clips = _checked_inputs(args)
     if args.annotate is not None:
         if len(clips) != 1:
             raise ConfigError(f"--annotate draws on a single input video; received {len(clips)} clips")

@@ -34,6 +34,7 @@ from .extraction import failure_result, library_versions, process_record
 from .lifetime import exit_with
 from .store import FeatureStore, clip_key
 from .store_writer import StoreWriter
+from .threads import one_opencv_thread
 
 logger = logging.getLogger(__name__)
 
@@ -198,8 +199,7 @@ def _worker_init(params, job_pid):
     (:func:`preprocessing.lifetime.exit_with`: its parent is the fork server, which outlives a killed
     job while its workers live), so a killed job leaves no processes behind, and warm up (:func:`warm_up`:
     a few ms when the fork server has done it, :mod:`preprocessing.forkserver_preload`)."""
-    import cv2
-    cv2.setNumThreads(1)
+    one_opencv_thread()
     exit_with(job_pid)
     warm_up(params)
 
@@ -242,8 +242,7 @@ def _run_local(records, params, pool, workers, handle):
 
 def _dask_task(record, params):
     """:func:`process_record` on a Dask worker, with one OpenCV thread (the workers are the parallelism)."""
-    import cv2
-    cv2.setNumThreads(1)
+    one_opencv_thread()
     return process_record(record, params)
 
 

@@ -1,4 +1,5 @@
-"""One BLAS/OpenMP thread while a worker extracts a clip, without searching the libraries every clip.
+"""One BLAS/OpenMP thread while a worker extracts a clip, without searching the libraries every clip;
+one OpenCV thread in a process whose parallelism is its siblings (extraction workers and helpers).
 
 ``threadpoolctl.threadpool_limits`` lists the loaded native libraries (``/proc/self/maps``,
 ``dlopen`` of each) on every call: about 3-7 ms per clip on the 2-core machine, for a setting
@@ -40,3 +41,10 @@ class _FirstLimit:
         if not _CONTROLLER:
             _CONTROLLER.append(ThreadpoolController())
         return False
+
+
+def one_opencv_thread():
+    """Set this process's OpenCV to one thread: in extraction workers, Dask tasks and prediction helpers the
+    processes are the parallelism, and OpenCV's own threads would compete with them for the cores."""
+    import cv2
+    cv2.setNumThreads(1)

@@ -126,8 +126,8 @@ def extraction_outcome(path, params, detector=None):
 def feed_helper_start(owner_pid):
     """An extraction helper's start-up: :func:`_helper_start`, and one OpenCV thread (the helpers are the parallelism)."""
     _helper_start(owner_pid)
-    import cv2
-    cv2.setNumThreads(1)
+    from preprocessing.threads import one_opencv_thread
+    one_opencv_thread()
 
 
 def helper_extraction_outcome(path, params):
