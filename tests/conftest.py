@@ -147,3 +147,51 @@ def which_ffmpeg(request, monkeypatch):
     else:
         monkeypatch.delenv(media.FFMPEG_ENV, raising=False)
     return media.ffmpeg_binary()
+
+
+# ----------------------------------------------------------------------------- trained runs on generated corpora
+# Session-wide: several test files train on them (stripes_corpus.py); each is trained once per session.
+
+@pytest.fixture(scope="session")
+def video_run(tmp_path_factory):
+    """A fusion run (with its ablation heads) on the corpus whose label is only in the picture."""
+    from emonet.cli import main
+    from stripes_corpus import make_corpus, run_config
+    tmp = tmp_path_factory.mktemp("video_corpus")
+    root = make_corpus(tmp / "data", label_in="video")
+    config = run_config(tmp, root, "fusion", "stripes", train_overrides={"folds": 2})
+    assert main(["train", str(config)]) == 0
+    return tmp / "runs" / "stripes-seed0", root
+
+
+@pytest.fixture(scope="session")
+def audio_run(tmp_path_factory):
+    """An audio-only run on the corpus whose label is only in the sound: one hidden layer, no head layers."""
+    from emonet.experiment.config import load_config
+    from emonet.training.trainer import train
+    from stripes_corpus import make_corpus, run_config
+    tmp = tmp_path_factory.mktemp("audio_corpus")
+    root = make_corpus(tmp / "data", label_in="audio")
+    shape = {"audio_units": [24], "head_units": []}
+    run_dir = train(load_config(run_config(tmp, root, "audio", "tones", model_overrides=shape)))
+    return run_dir, root
+
+
+@pytest.fixture(scope="session")
+def frames_run(video_run, tmp_path_factory):
+    """The frame CNN alone on the stripes corpus (label only in the picture), from video_run's store."""
+    import yaml
+
+    from emonet.cli import main
+    run_dir, _ = video_run
+    store = run_dir.parent.parent / "stripes.h5"
+    tmp = tmp_path_factory.mktemp("frames_run")
+    cfg = {"seed": 0, "name": "stripes_frames", "output_dir": str(tmp / "runs"),
+           "data": {"root": str(store)}, "extract": {"crop_size": 32, "max_frames": 40},
+           "model": {"mode": "frames", "image_size": 32, "n_frames": 6},
+           "train": {"frame_epochs": 6, "frames_per_clip": 8, "patience": 0, "batch_size": 8, "learning_rate": 3e-3,
+                     "augment_policy": "footage", "class_weights": "sqrt", "folds": 0}}
+    (tmp / "frames.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp / "frames.yaml")]) == 0
+    return tmp / "runs" / "stripes_frames-seed0", store
+

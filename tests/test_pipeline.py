@@ -1,104 +1,32 @@
 """Training, evaluation and prediction end to end on tiny generated corpora (real Keras training).
 
-Two generated AFEW-layout corpora, four classes each:
-- "audio" corpus: the label is only in the audio (a class-specific tone), the picture is the same;
-- "video" corpus: the label is only in the picture (horizontal stripes, a class-specific period),
-  the sound is the same.
-Each is learned well above chance by the mode that can see it. The trained runs are built
-once per session and shared (TensorFlow's first steps are slow).
+The corpora and the trained runs are in stripes_corpus.py and conftest.py; the end-to-end schedule and
+fine-tuning are tested in test_schedules.py, the frame CNN alone and emonet-base's assembly in
+test_frames_and_base.py.
 """
 
 import csv
-import dataclasses
 import json
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import yaml
 
 from emonet.cli import main
 from emonet.experiment.config import load_config
 from emonet.experiment.rundir import RunDir
-from emonet.features.frames import augment_footage, prepare_faces
-from emonet.features.tables import SplitTable
-from emonet.inference.trained_run import TrainedRun
 from emonet.nn.io import load_model
 from emonet.training.context import RunContext
 from emonet.training.trainer import train
-from preprocessing.audio import feature_names
 from preprocessing.constants import CLASSES
-from preprocessing.errors import ConfigError
-from preprocessing.media import ffmpeg_binary
 from preprocessing.store import FeatureStore
 
 from conftest import CREMA_D, collected_messages, make_clip
+from stripes_corpus import CLASSES4, N_VAL, STRIPES, stripes_clip
 
 pytestmark = pytest.mark.slow
-
-CLASSES4 = ("Angry", "Happy", "Neutral", "Sad")
-TONES = {"Angry": 300, "Happy": 700, "Neutral": 1500, "Sad": 3000}       # Hz
-STRIPES = {"Angry": 48, "Happy": 24, "Neutral": 12, "Sad": 6}            # period in px of a 96 px frame
-N_TRAIN, N_VAL = 6, 3
-
-
-def _clip(path, *, tone, period, seed):
-    """1.2 s of grey noise with white horizontal lines every ``period`` px and a ``tone`` Hz sine."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    video = (f"color=c=0x{60 + 10 * (seed % 5):02x}{60 + 10 * (seed % 5):02x}{60 + 10 * (seed % 5):02x}"
-             f":s=96x96:r=25:d=1.2,drawgrid=w=iw:h={period}:y={seed % 5}:t=3:c=white,noise=alls=12:allf=t")
-    audio = f"sine=frequency={tone * (1 + 0.02 * (seed % 3))}:sample_rate=16000:duration=1.2"
-    subprocess.run([ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio,
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)], check=True)
-
-
-def _corpus(root, *, label_in):
-    for split, n in (("Train_AFEW", N_TRAIN), ("Val_AFEW", N_VAL)):
-        for c, label in enumerate(CLASSES4):
-            for i in range(n):
-                seed = 31 * c + i + (100 if split == "Val_AFEW" else 0)
-                tone = TONES[label] if label_in == "audio" else 440
-                period = STRIPES[label] if label_in == "video" else 16
-                _clip(root / split / label / f"{label.lower()}_{i}.mp4", tone=tone, period=period, seed=seed)
-    return root
-
-
-def _config(tmp, root, mode, name, *, train_overrides=None, model_overrides=None):
-    cfg = {
-        "seed": 0, "name": name, "output_dir": str(tmp / "runs"),
-        "data": {"root": str(root), "layout": "afew", "store": str(tmp / f"{name}.h5"), "workers": 2},
-        "extract": {"crop_size": 32, "max_frames": 40},
-        "model": {"mode": mode, "image_size": 32, "n_frames": 6, "lstm_units": 16, "audio_dim": 32,
-                  **(model_overrides or {})},
-        "train": {"frame_epochs": 6, "frames_per_clip": 8, "epochs": 40, "patience": 0, "batch_size": 8,
-                  "learning_rate": 3e-3, **(train_overrides or {})},
-        "smoke": {"train": {"frame_epochs": 1, "epochs": 1}},
-    }
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-@pytest.fixture(scope="session")
-def video_run(tmp_path_factory):
-    """A fusion run (with its ablation heads) on the corpus whose label is only in the picture."""
-    tmp = tmp_path_factory.mktemp("video_corpus")
-    root = _corpus(tmp / "data", label_in="video")
-    config = _config(tmp, root, "fusion", "stripes", train_overrides={"folds": 2})
-    assert main(["train", str(config)]) == 0
-    return tmp / "runs" / "stripes-seed0", root
-
-
-@pytest.fixture(scope="session")
-def audio_run(tmp_path_factory):
-    """An audio-only run on the corpus whose label is only in the sound: one hidden layer, no head layers."""
-    tmp = tmp_path_factory.mktemp("audio_corpus")
-    root = _corpus(tmp / "data", label_in="audio")
-    shape = {"audio_units": [24], "head_units": []}
-    run_dir = train(load_config(_config(tmp, root, "audio", "tones", model_overrides=shape)))
-    return run_dir, root
 
 
 def test_label_only_in_audio_is_learned_by_the_audio_model(audio_run):
@@ -163,7 +91,7 @@ def test_evaluate_on_another_dataset_folder(video_run, tmp_path, capsys):
     run_dir, _ = video_run
     other = tmp_path / "other"
     for c, label in enumerate(CLASSES4):  # another corpus, in the generic <Emotion>/* layout
-        _clip(other / label / "x.mp4", tone=440, period=STRIPES[label], seed=200 + c)
+        stripes_clip(other / label / "x.mp4", tone=440, period=STRIPES[label], seed=200 + c)
     assert main(["evaluate", str(run_dir), "--data", str(other), "--layout", "folder", "--no-baselines"]) == 0
     metrics = json.loads((run_dir / "eval_other" / "metrics.json").read_text())
     assert metrics["n"] == 4 and metrics["split"] == "train"
@@ -293,314 +221,3 @@ def test_predict_with_missing_run_is_one_line(tmp_path, capsys):
     status = main(["predict", str(CREMA_D / "1001_DFA_HAP_XX.flv"), "--model", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "not a run directory" in err[0]
-
-
-# --------------------------------------------------------------------------- end-to-end schedule, fine-tuning
-# Both runs read the feature store of the fusion run (``data.root`` = the .h5 store: no extraction).
-
-@pytest.fixture(scope="session")
-def end_to_end_run(video_run):
-    """A video-only run with ``schedule: end_to_end`` on the stripes corpus's store."""
-    run_dir, root = video_run
-    tmp = run_dir.parent.parent
-    config = _config(tmp, tmp / "stripes.h5", "video", "stripes_e2e",
-                     train_overrides={"schedule": "end_to_end", "epochs": 10, "batch_size": 4, "folds": 0})
-    with collected_messages() as logs:
-        run_dir = train(load_config(config))
-    return run_dir, root, logs
-
-
-@pytest.fixture(scope="session")
-def finetune_run(video_run):
-    """A two-stage video-only run fine-tuned end to end for two epochs.
-
-    Stage one is not trained again: a fold frame encoder of the fusion run (same store, same frame
-    settings) is put into the new run folder, which then resumes like a run interrupted after stage
-    one. Its video clip model gets a single epoch, so fine-tuning has something to improve on (with
-    these settings the first fine-tuning epoch beats it here; the test holds either way).
-    """
-    run_dir, root = video_run
-    tmp = run_dir.parent.parent
-    config = _config(tmp, tmp / "stripes.h5", "video", "stripes_finetune",
-                     train_overrides={"epochs": 1, "batch_size": 4, "finetune_epochs": 2,
-                                      "finetune_lr_scale": 0.3, "folds": 0})
-    cfg = load_config(config)
-    new_run = tmp / "runs" / "stripes_finetune-seed0"
-    new_run.mkdir(parents=True)
-    shutil.copy(run_dir / "folds" / "video0" / "frame_encoder.keras", new_run / "frame_encoder.keras")
-    stage_one = (new_run / "frame_encoder.keras").read_bytes()
-    with collected_messages() as logs:
-        new_run_dir = train(cfg, resume=True)
-    return new_run_dir, root, logs, stage_one
-
-
-def _val_sequences(run_dir):
-    """Centred frame sequences of the validation clips of a run's store, with the store's labels."""
-    from emonet.features.datasets import sequence_dataset
-    from emonet.features.tables import SplitTable
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    with FeatureStore(cfg["data"]["root"]) as store:
-        table = SplitTable(store, "val")
-    data = sequence_dataset(cfg["data"]["root"], table, n_frames=cfg["model"]["n_frames"],
-                            image_size=cfg["model"]["image_size"], batch_size=5, training=False)
-    return data, table
-
-
-def _run_probabilities(run_dir, table):
-    """Validation probabilities through the inference path (frame_encoder.keras + clip model on embeddings)."""
-    from emonet.inference.trained_run import TrainedRun
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    run = TrainedRun(run_dir)
-    with FeatureStore(cfg["data"]["root"]) as store:
-        embeddings = run.store_embeddings(store, table.keys)
-    return run.predict(embeddings, None, table.has_audio)
-
-
-def test_end_to_end_run_trains_the_video_branch_and_saves_the_inference_form(end_to_end_run):
-    run_dir, _, logs = end_to_end_run
-    for name in ("frame_encoder.keras", "model.keras", "embeddings.h5", "metrics.json",
-                 "stages/end_to_end/log.csv", "stages/end_to_end/best.keras"):
-        assert (run_dir / name).is_file(), name
-    assert not (run_dir / "stages" / "frames").exists() and not (run_dir / "stages" / "video").exists()
-    with open(run_dir / "stages" / "end_to_end" / "log.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == 10 and all(float(r["seconds"]) > 0 for r in rows)
-    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
-    from emonet.nn.io import load_model
-    assert [t.name for t in load_model(run_dir / "model.keras").inputs] == ["frame_embeddings", "frame_mask"]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["mode"] == "video" and metrics["n"] == 4 * N_VAL and metrics["uar"] > 0.25  # chance: 0.25
-    state = json.loads((run_dir / "stages" / "end_to_end" / "state.json").read_text())
-    assert metrics["uar"] == pytest.approx(state["best_uar"], abs=1e-6)  # evaluation reads the split model
-
-
-def test_end_to_end_model_and_its_inference_form_give_the_same_probabilities(end_to_end_run):
-    run_dir, _, _ = end_to_end_run
-    from emonet.nn.io import load_model
-    data, table = _val_sequences(run_dir)
-    frames_form = np.asarray(load_model(run_dir / "stages" / "end_to_end" / "best.keras").predict(data, verbose=0))
-    np.testing.assert_allclose(_run_probabilities(run_dir, table), frames_form, atol=1e-4)
-
-
-def test_end_to_end_run_evaluates_predicts_and_resumes(end_to_end_run, capsys):
-    run_dir, root, _ = end_to_end_run
-    assert main(["evaluate", str(run_dir), "--out", str(run_dir / "eval_again"), "--no-baselines"]) == 0
-    assert "UAR" in capsys.readouterr().out
-    clip = sorted((root / "Val_AFEW" / "Sad").glob("*.mp4"))[0]
-    assert main(["predict", str(clip), "--model", str(run_dir), "-f", "json", "--no-progress"]) == 0
-    result = json.loads(capsys.readouterr().out)[0]
-    assert abs(sum(result[c] for c in CLASSES) - 1) < 1e-4
-    with collected_messages() as logs:
-        train(load_config(run_dir.parent.parent / "stripes_e2e.yaml"), resume=True)
-    assert any("end_to_end: video model already trained (resume)" in m for m in logs)
-    assert not any(" epoch 1/" in m for m in logs)
-
-
-def test_finetune_run_keeps_encoder_cache_and_clip_model_consistent(finetune_run):
-    run_dir, _, logs, stage_one = finetune_run
-    for name in ("frame_encoder.keras", "model.keras", "embeddings.h5", "metrics.json",
-                 "stages/video/log.csv", "stages/finetune/log.csv", "stages/finetune/outcome.json"):
-        assert (run_dir / name).is_file(), name
-    assert not (run_dir / "stages" / "frames").exists()  # stage one came from the fusion run
-    with open(run_dir / "stages" / "finetune" / "log.csv") as handle:
-        assert len(list(csv.DictReader(handle))) == 2
-    outcome = json.loads((run_dir / "stages" / "finetune" / "outcome.json").read_text())
-    assert any("finetune: starting from val UAR" in m for m in logs)
-    # fine-tuned (or kept) encoder and clip model are the two halves of stages/finetune/best.keras,
-    # and the cache the later stages read was computed with that encoder
-    from emonet.nn.io import load_model
-    data, table = _val_sequences(run_dir)
-    best = np.asarray(load_model(run_dir / "stages" / "finetune" / "best.keras").predict(data, verbose=0))
-    np.testing.assert_allclose(_run_probabilities(run_dir, table), best, atol=1e-4)
-    assert ((run_dir / "frame_encoder.keras").read_bytes() != stage_one) == outcome["improved"]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["uar"] == pytest.approx(outcome["best_uar"], abs=1e-6)
-
-
-def test_finetune_run_resumes_without_training(finetune_run):
-    run_dir, _, _, _ = finetune_run
-    with collected_messages() as logs:
-        train(load_config(run_dir.parent.parent / "stripes_finetune.yaml"), resume=True)
-    assert any("finetune: video branch already fine-tuned (resume)" in m for m in logs)
-    assert not any(" epoch 1/" in m for m in logs)
-
-
-# ----------------------------------------------------------------------------- model.mode: frames
-
-@pytest.fixture(scope="session")
-def frames_run(video_run, tmp_path_factory):
-    """The frame CNN alone on the stripes corpus (label only in the picture), from video_run's store."""
-    run_dir, _ = video_run
-    store = run_dir.parent.parent / "stripes.h5"
-    tmp = tmp_path_factory.mktemp("frames_run")
-    cfg = {"seed": 0, "name": "stripes_frames", "output_dir": str(tmp / "runs"),
-           "data": {"root": str(store)}, "extract": {"crop_size": 32, "max_frames": 40},
-           "model": {"mode": "frames", "image_size": 32, "n_frames": 6},
-           "train": {"frame_epochs": 6, "frames_per_clip": 8, "patience": 0, "batch_size": 8, "learning_rate": 3e-3,
-                     "augment_policy": "footage", "class_weights": "sqrt", "folds": 0}}
-    (tmp / "frames.yaml").write_text(yaml.safe_dump(cfg))
-    assert main(["train", str(tmp / "frames.yaml")]) == 0
-    return tmp / "runs" / "stripes_frames-seed0", store
-
-
-def test_frames_run_learns_the_picture_and_writes_a_clip_model(frames_run):
-    run_dir, _ = frames_run
-    run = RunDir(run_dir)
-    assert run.model_path.is_file() and run.frame_encoder_path.is_file() and not run.reducer_path.exists()
-    metrics = run.metrics()
-    assert metrics["mode"] == "frames" and metrics["uar"] >= 0.75  # 4 classes, chance 0.25
-
-
-def test_frames_model_is_the_mean_of_per_frame_probabilities(frames_run):
-    run_dir, store_path = frames_run
-    trained = TrainedRun(run_dir)
-    classifier = load_model(RunDir(run_dir).stage("frames").best_path, compile=False)
-    with FeatureStore(store_path) as store:
-        table = SplitTable(store, "val")
-        key = table.keys[0]
-        crops = store.clip(key)["faces"][()]
-    embeddings = trained.encode_faces(crops)
-    clip = trained.predict([embeddings[:1]], np.zeros((1, 1)), np.zeros(1, bool))[0]
-    frame = classifier.predict(np.asarray(prepare_faces(crops[:1], 32)), verbose=0)[0]
-    np.testing.assert_allclose(clip, frame, atol=1e-5)  # one frame: exactly the frame classifier
-    picked = embeddings[:6]
-    whole = trained.predict([picked], np.zeros((1, 1)), np.zeros(1, bool))[0]
-    per_frame = classifier.predict(np.asarray(prepare_faces(crops[:6], 32)), verbose=0)
-    np.testing.assert_allclose(whole, per_frame.mean(axis=0), atol=1e-5)
-
-
-def test_footage_augmentation_is_seeded_and_stays_in_range():
-    frames = tf.random.stateless_uniform([6, 32, 32, 3], [3, 4], 0.0, 255.0)
-    first = augment_footage(frames, tf.constant([1, 2]))
-    assert first.shape == frames.shape
-    assert float(tf.reduce_min(first)) >= 0.0 and float(tf.reduce_max(first)) <= 255.0
-    np.testing.assert_array_equal(first, augment_footage(frames, tf.constant([1, 2])))
-    assert not np.allclose(first, augment_footage(frames, tf.constant([1, 3])))
-
-
-# ----------------------------------------------------------------------------- warm start and emonet-base
-
-def test_stage_one_can_start_from_a_trained_frames_run(frames_run, tmp_path):
-    from emonet.experiment.config import resolve_config
-    from emonet.training.stages import initial_frame_classifier
-    run_dir, store = frames_run
-    cfg = resolve_config({"data": {"root": str(store)}, "model": {"image_size": 32, "frame_encoder_init": str(run_dir)}})
-    classifier = initial_frame_classifier(cfg.model)
-    source = load_model(RunDir(run_dir).frame_encoder_path, compile=False)
-    for mine, theirs in zip(classifier.get_layer("frame_encoder").get_weights(), source.get_weights()):
-        np.testing.assert_array_equal(mine, theirs)
-    head = TrainedRun(run_dir).model.get_layer("frame_average_frames").get_weights()
-    np.testing.assert_array_equal(classifier.get_layer("emotion").get_weights()[0], head[0])
-    wrong = resolve_config({"data": {"root": str(store)}, "model": {"image_size": 48, "frame_encoder_init": str(run_dir)}})
-    with pytest.raises(ConfigError, match="frame encoder maps .*needs \\(48, 48, 3\\)"):
-        initial_frame_classifier(wrong.model)
-    missing = resolve_config({"data": {"root": str(store)}, "model": {"frame_encoder_init": str(tmp_path / "nope")}})
-    with pytest.raises(ConfigError, match="nope: model.frame_encoder_init is neither"):
-        initial_frame_classifier(missing.model)
-
-
-@pytest.fixture(scope="session")
-def base_run(frames_run, audio_run, tmp_path_factory):
-    """emonet-base assembled from the stripes frame CNN, the tones voice run and the stripes footage."""
-    from emonet.training.base_model import BaseModelRecipe, assemble_base_model
-    frames_dir, store = frames_run
-    voice_dir, _ = audio_run
-    out = tmp_path_factory.mktemp("base") / "emonet-base"
-    recipe = BaseModelRecipe(frames_run=str(frames_dir), voice_run=str(voice_dir), footage_store=str(store),
-                             n_frames=6, photo_store=str(store))
-    return out, assemble_base_model(recipe, out), store
-
-
-def test_base_model_is_a_fusion_run_that_reads_the_picture(base_run):
-    out, parts, store = base_run
-    run = TrainedRun(out)
-    assert run.mode == "fusion" and run.reducer is not None
-    assert parts["fusion_video_weight"] > 0.5  # the stripes corpus's sound carries no label
-    with FeatureStore(store) as st:
-        table = SplitTable(st, "val")
-        embeddings = run.store_embeddings(st, table.keys)
-        functionals = np.stack([st.clip(k)["audio_functionals"][()] for k in table.keys])
-    proba = run.predict(embeddings, functionals, table.has_audio)
-    assert (proba.argmax(1) == table.labels).mean() >= 0.75  # 4 classes, chance 0.25
-
-
-def test_base_model_fits_the_fusion_weight_with_the_named_held_out_voice(base_run, frames_run, audio_run,
-                                                                          tmp_path):
-    from emonet.training.base_model import BaseModelRecipe, assemble_base_model
-    _, parts, store = base_run
-    frames_dir, voice_dir = frames_run[0], audio_run[0]
-    recipe = BaseModelRecipe(frames_run=str(frames_dir), voice_run=str(voice_dir), footage_store=str(store),
-                             n_frames=6, fusion_voice_run=str(voice_dir))
-    same = assemble_base_model(recipe, tmp_path / "same")
-    assert same["fusion_video_weight"] == pytest.approx(parts["fusion_video_weight"])
-    assert same["recipe"]["fusion_voice_run"] == str(voice_dir)
-    wrong = dataclasses.replace(recipe, fusion_voice_run=str(frames_dir))
-    with pytest.raises(ConfigError, match="the fusion voice run must be an audio run; received frames"):
-        assemble_base_model(wrong, tmp_path / "wrong")
-
-
-def test_base_model_classifies_a_still_with_the_frame_cnn_and_the_photo_prior(base_run, frames_run):
-    out, parts, store = base_run
-    base, frames = TrainedRun(out), TrainedRun(frames_run[0])
-    with FeatureStore(store) as st:
-        crops = st.clip(SplitTable(st, "val").keys[0])["faces"][()]
-    one = base.encode_faces(crops[:1])
-    silent = np.zeros((1, len(feature_names())))  # no audio: the fusion head uses the video branch alone
-    still = base.predict([one], silent, np.zeros(1, bool))[0]
-    # the frame CNN's probabilities times exp(photo prior bias), renormalised, up to the pools' 1e-4 floor
-    bias = np.array([parts["photo_prior_bias"][c] for c in CLASSES])
-    assert np.isfinite(bias).all() and np.abs(bias).max() > 0
-    expected = frames.predict([one], None, np.zeros(1, bool))[0] * np.exp(bias)
-    np.testing.assert_allclose(still, expected / expected.sum(), atol=1e-3)
-    footage = base.predict([base.encode_faces(crops)], silent, np.zeros(1, bool))[0]
-    assert not np.allclose(footage, frames.predict([base.encode_faces(crops)], None, np.zeros(1, bool))[0],
-                           atol=1e-4)  # footage also hears the clip expert
-
-
-def test_base_model_predicts_from_the_cli_and_keeps_results_out_of_its_folder(base_run, video_run, tmp_path,
-                                                                                capsys):
-    out, _, _ = base_run
-    _, root = video_run
-    clip = next((root / "Val_AFEW" / "Happy").glob("*.mp4"))
-    assert main(["predict", str(clip), "--model", str(out), "--no-progress"]) == 0
-    assert "happy_" in capsys.readouterr().out
-    assert main(["evaluate", str(out), "--data", str(root), "--no-baselines", "--out", str(tmp_path / "ev")]) == 0
-    assert (tmp_path / "ev" / "metrics.json").is_file()
-
-
-def test_photo_prior_moves_the_face_expert_towards_the_training_prior(frames_run):
-    from emonet.nn.experts import softmax_weights
-    from emonet.training.base_model import photo_prior_correction
-    run_dir, store = frames_run
-    frames = TrainedRun(run_dir)
-    kernel, bias = softmax_weights(frames.model)
-    with FeatureStore(store) as st:
-        table = SplitTable(st, "train")
-        crops = np.stack([st.clip(k)["faces"][0] for k in table.keys])
-        prior = np.bincount(table.labels, minlength=len(CLASSES)) / len(table.labels)
-    shift = photo_prior_correction(frames, (kernel, bias), store)
-    logits = frames.encode_faces(crops) @ kernel + bias
-
-    def mean_proba(z):
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        return (p / p.sum(axis=1, keepdims=True)).mean(axis=0)
-    before, after = np.abs(mean_proba(logits) - prior).sum(), np.abs(mean_proba(logits + shift) - prior).sum()
-    assert after < before or before < 1e-3  # Bayes' rule for the prior: closer, never further
-    assert (shift[prior == 0] < -1).all()  # a class with no training face is pushed down
-
-
-def test_base_model_reads_stills_in_the_recipes_views(base_run, frames_run, audio_run, tmp_path):
-    from emonet.nn.experts import softmax_weights
-    from emonet.training.base_model import BaseModelRecipe, assemble_base_model, photo_prior_correction
-    _, parts, store = base_run
-    frames_dir, voice_dir = frames_run[0], audio_run[0]
-    recipe = BaseModelRecipe(frames_run=str(frames_dir), voice_run=str(voice_dir), footage_store=str(store),
-                             n_frames=6, photo_store=str(store), still_views=10)
-    ten = assemble_base_model(recipe, tmp_path / "ten")
-    run, frames = TrainedRun(tmp_path / "ten"), TrainedRun(frames_dir)
-    assert run.still_views == 10 and TrainedRun(base_run[0]).still_views == 1
-    bias = np.array([ten["photo_prior_bias"][c] for c in CLASSES])
-    by_hand = photo_prior_correction(frames, softmax_weights(frames.model), store, views=10)
-    np.testing.assert_allclose(bias, by_hand, atol=1e-5)
-    assert not np.allclose(bias, [parts["photo_prior_bias"][c] for c in CLASSES], atol=1e-4)
-    assert ten["fusion_video_weight"] == pytest.approx(parts["fusion_video_weight"])  # footage reads as before
