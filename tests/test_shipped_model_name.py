@@ -35,8 +35,10 @@ def test_a_folder_named_emonet_base_where_the_name_is_read_comes_first(tmp_path,
         check_model_dir(SHIPPED_MODEL_NAME)
 
 
-def test_evaluate_named_emonet_base_is_the_shipped_model(capsys):
-    assert main(["evaluate", SHIPPED_MODEL_NAME]) == 2
+@pytest.mark.parametrize("named", [SHIPPED_MODEL_NAME, str(SHIPPED_MODEL_DIR)])
+def test_evaluate_named_emonet_base_is_the_shipped_model(named, capsys):
+    """By name or by its folder: the shipped model, whose results never go into the package."""
+    assert main(["evaluate", named]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "emonet-base has no validation split of its own: pass --data" in err[0]
 
