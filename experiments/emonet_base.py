@@ -142,6 +142,7 @@ def measure_installed():
     out = RUNS / "emonet-base"
     copy_run(SHIPPED_MODEL_DIR, out)
     record = {"model": "emonet-base (installed, measured again)", "git_commit": commit,
+              "model_git_commit": RunDir(SHIPPED_MODEL_DIR).versions().get("git_commit"),  # where it was assembled
               "parts": json.loads((SHIPPED_MODEL_DIR / "parts.json").read_text()),
               **measure(out, protocol_voice), "measure_seconds_this_call": round(time.perf_counter() - start, 1)}
     write_record(record)
