@@ -96,6 +96,37 @@ def test_a_frames_run_started_from_emonet_base_reads_faces_as_its_face_expert_do
             np.testing.assert_allclose(mine, theirs, atol=0.03, err_msg=key)
 
 
+@pytest.mark.slow
+def test_no_frame_epochs_keeps_emonet_base_frozen_and_a_resumed_run_reads_it_back(tmp_path):
+    """``train.frame_epochs: 0``: no stage one, the frame CNN is emonet-base's to the bit, and the run's
+    frame classifier is its face expert; ``--resume`` after that finds everything in place."""
+    from emonet.inference.trained_run import TrainedRun
+    from emonet.nn.io import load_model
+    from preprocessing.store import FeatureStore
+    cfg = {"seed": 0, "name": "frozen", "output_dir": str(tmp_path / "runs"),
+           "data": {"root": str(CREMA_D), "layout": "crema_d", "store": str(tmp_path / "crema_d.h5"),
+                    "train_split": "train", "val_split": "train"},
+           "model": {"mode": "frames", "image_size": 48, "embedding_dim": 64, "n_frames": 16,
+                     "frame_encoder_init": SHIPPED_MODEL_NAME},
+           "train": {"frame_epochs": 0, "folds": 0}}
+    (tmp_path / "frozen.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "frozen.yaml")]) == 0
+    run_dir = tmp_path / "runs" / "frozen-seed0"
+    mine = load_model(run_dir / "frame_encoder.keras", compile=False).get_weights()
+    theirs = load_model(RunDir(SHIPPED_MODEL_DIR).frame_encoder_path, compile=False).get_weights()
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    run, shipped = TrainedRun(run_dir), TrainedRun(SHIPPED_MODEL_DIR)
+    face_expert = shipped.model.get_layer("video_branch").get_layer("face_expert")
+    with FeatureStore(tmp_path / "crema_d.h5") as store:
+        faces = store.clip(store.keys()[0])["faces"][:16]
+    np.testing.assert_allclose(run.predict([run.encode_faces(faces)], np.zeros((1, 1)), np.zeros(1, bool))[0],
+                               np.asarray(face_expert(shipped.encode_faces(faces))).mean(axis=0), atol=1e-5)
+    (run_dir / "model.keras").unlink()  # as if killed after stage one
+    assert main(["train", str(tmp_path / "frozen.yaml"), "--resume"]) == 0
+    assert (run_dir / "model.keras").is_file()
+
+
 def test_a_copy_of_the_shipped_folder_is_a_run_folder_like_any_other(tmp_path):
     copy = shutil.copytree(SHIPPED_MODEL_DIR, tmp_path / "my-model")
     assert not is_shipped_model(copy)

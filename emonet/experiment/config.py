@@ -108,7 +108,8 @@ class TrainConfig:
     momentum: float = 0.9        # sgd only
     weight_decay: float = 1.0e-4
     batch_size: int = 32
-    frame_epochs: int = 20       # stage 1: frame CNN on single frames
+    frame_epochs: int = 20       # stage 1: frame CNN on single frames; 0 = none, the CNN stays as it starts
+                                 # (model.frame_encoder_init, e.g. emonet-base's, used frozen)
     frames_per_clip: int = 4     # stage 1: frames drawn per clip per epoch
     epochs: int = 60             # stage 2 (or end-to-end) epochs, upper bound
     finetune_epochs: int = 0     # two_stage only: then fine-tune the video branch end to end (0 = off)

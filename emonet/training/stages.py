@@ -148,6 +148,16 @@ class FrameEncoderStage:
             return load_model(target, compile=False)
         soft = bool(train.soft_labels and ctx.train_table.soft_labels is not None)
         classifier = initial_frame_classifier(model_cfg)
+        if not train.frame_epochs:  # no stage one: the starting CNN as it is (e.g. emonet-base's, frozen)
+            self.classifier = classifier
+            encoder = classifier.get_layer("frame_encoder")
+            stage_dir = ctx.run.stage("frames")
+            stage_dir.path.mkdir(parents=True, exist_ok=True)
+            save_model_atomically(classifier, stage_dir.best_path)  # what a resumed frames run reads
+            save_model_atomically(encoder, target)
+            ctx.log.info("frames: train.frame_epochs is 0, the frame encoder is kept as it starts "
+                         f"({model_cfg.frame_encoder_init or 'random weights'})")
+            return encoder
         patience = 0 if train.keep == "last" else max(3, train.patience // 2)
         loop = ctx.stage_loop(classifier, "frames", epochs=train.frame_epochs, patience=patience, soft_labels=soft)
         classifier = loop.resume_model(classifier)
