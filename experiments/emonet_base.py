@@ -33,6 +33,12 @@ output exists is skipped, so a killed rebuild resumes):
 Writes ``experiments/results/emonet_base.json``; ``--install`` then copies the model into
 ``emonet/pretrained/emonet-base/`` (what ``emonet predict`` uses without ``--model``).
 
+``--new-voice`` keeps the installed model's frame CNN and video branch and replaces its voice: step 4
+(the protocol and the shipped voice, trained again on today's audio features), the composite store for
+the fusion split, then :func:`emonet.training.base_model.replace_base_voice` (the fusion weight fitted
+again on Val_AFEW) into ``runs/emonet-base``, and step 6; ``--install`` as above. About 20 min; the
+voice runs and stores it trains must be of today's feature width (delete older ones first).
+
 ``--measure`` skips steps 1-5: it measures the installed model (a copy in ``runs/emonet-base``, so no
 evaluation file lands in the package) and needs only what step 6 reads: FER2013Valid's store, the
 speech corpus split and the protocol voice (trained, ~5 min, when missing), ../shared data. Its record
@@ -56,7 +62,12 @@ from emonet.experiment.config import load_config  # noqa: E402
 from emonet.experiment.rundir import RunDir, git_commit  # noqa: E402
 from emonet.experiment.stores import extract_folder, prepare_store  # noqa: E402
 from emonet.inference.trained_run import SHIPPED_MODEL_DIR  # noqa: E402
-from emonet.training.base_model import BaseModelRecipe, assemble_base_model, copy_run  # noqa: E402
+from emonet.training.base_model import (  # noqa: E402
+    BaseModelRecipe,
+    assemble_base_model,
+    copy_run,
+    replace_base_voice,
+)
 from preprocessing.files import atomic_write_text  # noqa: E402
 
 RUNS = REPO / "runs"
@@ -148,6 +159,29 @@ def measure_installed():
     write_record(record)
 
 
+def train_voices():
+    """Step 4: the speech corpus's splits, the protocol voice and the shipped voice; returns their run folders."""
+    for refit in ([], ["--refit"]):
+        subprocess.run([sys.executable, str(REPO / "experiments" / "speech_corpus.py"), *refit], check=True, cwd=REPO)
+    return train_once("voice_mlp.yaml", "voice_mlp-seed0"), train_once("voice_mlp_all.yaml", "voice_mlp_all-seed0")
+
+
+def new_voice():
+    """``--new-voice``: the installed model's video part with the voice trained again; returns the record."""
+    start = time.perf_counter()
+    protocol_voice, voice = train_voices()
+    footage = prepare_store(load_config(REPO / "experiments" / "composite_fusion.yaml"))
+    os.chdir(REPO)
+    installed = json.loads((SHIPPED_MODEL_DIR / "parts.json").read_text())["recipe"]
+    recipe = BaseModelRecipe(**{**installed, "voice_run": in_repo(voice), "fusion_voice_run": in_repo(protocol_voice),
+                                "footage_store": in_repo(footage)})
+    out = RUNS / "emonet-base"
+    parts = replace_base_voice(SHIPPED_MODEL_DIR, recipe, out)
+    return out, {"model": "emonet-base (the installed video part, a new voice)",
+                 "git_commit": RunDir(out).versions().get("git_commit"), "parts": parts,
+                 **measure(out, protocol_voice), "build_seconds_this_call": round(time.perf_counter() - start, 1)}
+
+
 def in_repo(path):
     """``path`` relative to the repository, as a string (the process works in the repository)."""
     return str(Path(path).resolve().relative_to(REPO))
@@ -158,21 +192,23 @@ def main():
     parser.add_argument("--install", action="store_true", help="copy the model into emonet/pretrained/emonet-base")
     parser.add_argument("--measure", action="store_true",
                         help="measure the installed model only (no training, no assembly)")
+    parser.add_argument("--new-voice", action="store_true",
+                        help="keep the installed model's video part, train and fit its voice again")
     args = parser.parse_args()
     configure_logging()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED}: the development data is not here; emonet-base is built from it")
     if args.measure:
         return measure_installed()
+    if args.new_voice:
+        out, record = new_voice()
+        return finish(out, record, install=args.install)
     start = time.perf_counter()
     train_once("ferplus_faces.yaml", "ferplus_faces-seed0")
     train_once("ferplus_faces_long.yaml", "ferplus_faces_long-seed0")
     footage = prepare_store(load_config(REPO / "experiments" / "composite_fusion.yaml"))
     frames = train_once("ferplus_lab_faces.yaml", "ferplus_lab_faces-seed0")  # mixes in footage's train split
-    for refit in ([], ["--refit"]):
-        subprocess.run([sys.executable, str(REPO / "experiments" / "speech_corpus.py"), *refit], check=True, cwd=REPO)
-    protocol_voice = train_once("voice_mlp.yaml", "voice_mlp-seed0")
-    voice = train_once("voice_mlp_all.yaml", "voice_mlp_all-seed0")
+    protocol_voice, voice = train_voices()
     os.chdir(REPO)  # the recipe names its parts relative to the repository: parts.json ships in the package
     recipe = BaseModelRecipe(frames_run=in_repo(frames), voice_run=in_repo(voice), footage_store=in_repo(footage),
                              photo_store=in_repo(RUNS / "ferplus_features.h5"),  # stills: FER+'s class prior
@@ -181,8 +217,13 @@ def main():
     parts = assemble_base_model(recipe, out)
     record = {"model": "emonet-base", "git_commit": RunDir(out).versions().get("git_commit"), "parts": parts,
               **measure(out, protocol_voice), "build_seconds_this_call": round(time.perf_counter() - start, 1)}
+    finish(out, record, install=args.install)
+
+
+def finish(out, record, *, install):
+    """Write the record; with ``install``, copy the model in ``out`` into the package."""
     write_record(record)
-    if args.install:
+    if install:
         copy_run(out, SHIPPED_MODEL_DIR)
         print(f"installed -> {SHIPPED_MODEL_DIR}")
 

@@ -99,6 +99,7 @@ from preprocessing.audio_frames import (
 )
 from preprocessing.audio_mel import logmel_names, logmel_statistics
 from preprocessing.audio_prosody import prosody_names, prosody_statistics
+from preprocessing.audio_voice_encoder import voice_encoder_names, voice_encoder_statistics
 from preprocessing.constants import HOP_LENGTH, LEGACY_WIDTH, N_MFCC, SAMPLE_RATE
 
 __all__ = [
@@ -194,7 +195,7 @@ def feature_names(*, n_mfcc=N_MFCC):
     """
     n_mfcc = check_n_mfcc(n_mfcc)
     names = [f"{d}_{f}" for d in _descriptor_names(n_mfcc) for f in FUNCTIONALS]
-    return names + list(_EXTRA_FEATURES) + logmel_names() + prosody_names()
+    return names + list(_EXTRA_FEATURES) + logmel_names() + prosody_names() + voice_encoder_names()
 
 
 def silent_functionals(*, n_mfcc=N_MFCC):
@@ -365,6 +366,7 @@ def _functionals_and_mfcc(y, n_mfcc):
     stats.append([np.mean(voiced)])
     stats.append(logmel_statistics(y))
     stats.append(prosody_statistics(power, rms_db, voicing, f0))
+    stats.append(voice_encoder_statistics(y))
 
     features = np.concatenate(stats)
     features = np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)

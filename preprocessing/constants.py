@@ -68,4 +68,4 @@ LEGACY_WIDTH = 1475
 #: Earlier widths of the audio functionals vector (``n_mfcc=40``), oldest first: 1,475 (MFCC-based
 #: functionals), 1,795 (+ log-mel statistics, sessions 7-9). Today's 1,825 (+ prosody statistics) start
 #: with each of them, so a model fitted on an earlier width reads that prefix.
-EARLIER_WIDTHS = (LEGACY_WIDTH, 1795)
+EARLIER_WIDTHS = (LEGACY_WIDTH, 1795, 1825)

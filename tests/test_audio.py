@@ -9,6 +9,7 @@ import pytest
 from preprocessing import audio
 from preprocessing.audio_mel import logmel_names, logmel_statistics
 from preprocessing.audio_prosody import prosody_names
+from preprocessing.audio_voice_encoder import voice_encoder_names
 from preprocessing.constants import EARLIER_WIDTHS, FPS, HOP_LENGTH, LEGACY_WIDTH, N_MFCC, SAMPLE_RATE
 from preprocessing.errors import ConfigError
 
@@ -68,14 +69,15 @@ def test_names_match_vector_and_are_unique(n_mfcc):
     assert returned == names
     assert features.shape == (len(names),) and features.dtype == np.float32
     assert len(set(names)) == len(names)
-    assert len(names) == (3 * n_mfcc + 14) * len(audio.FUNCTIONALS) + 1 + 320 + 30
+    assert len(names) == (3 * n_mfcc + 14) * len(audio.FUNCTIONALS) + 1 + 320 + 30 + 1536
 
 
-def test_default_vector_is_the_legacy_functionals_then_the_log_mel_then_the_prosody_statistics():
+def test_default_vector_is_the_legacy_functionals_then_log_mel_prosody_and_voice_encoder_statistics():
     names = audio.feature_names()
-    assert len(names) == 1825 and names[LEGACY_WIDTH - 1] == "pitch_voiced_fraction"
+    assert len(names) == 3361 and names[LEGACY_WIDTH - 1] == "pitch_voiced_fraction"
     assert names[LEGACY_WIDTH:1795] == logmel_names() and names[LEGACY_WIDTH] == "logmel00_mean"
-    assert names[1795:] == prosody_names() and EARLIER_WIDTHS == (LEGACY_WIDTH, 1795)
+    assert names[1795:1825] == prosody_names() and names[1825:] == voice_encoder_names()
+    assert EARLIER_WIDTHS == (LEGACY_WIDTH, 1795, 1825)
 
 
 def test_log_mel_statistics_follow_the_spectrum():
@@ -112,7 +114,7 @@ def test_silent_functionals_is_zero_vector_of_the_right_length():
 @pytest.mark.parametrize("kind", list(SIGNALS))
 def test_functionals_finite_for_any_signal(kind):
     features, _ = audio.audio_functionals(SIGNALS[kind]())
-    assert features.shape == (1825,) and np.all(np.isfinite(features))
+    assert features.shape == (3361,) and np.all(np.isfinite(features))
 
 
 def test_functionals_are_deterministic():

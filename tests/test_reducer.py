@@ -516,24 +516,24 @@ def test_reducer_files_from_before_load_and_transform_as_before(case):
                                   reducer.transform(clips))
 
 
-@pytest.mark.parametrize("earlier", [1475, 1795])
+@pytest.mark.parametrize("earlier", [1475, 1795, 1825])
 def test_reduce_audio_across_the_vector_widths(earlier):
-    """Reducers of an earlier width read the prefix of 1,825-wide rows; 1,825-wide ones accept rows of an
-    earlier width only without audio."""
+    """Reducers of an earlier width read the prefix of today's 3,361-wide rows; 3,361-wide ones accept rows
+    of an earlier width only without audio."""
     from emonet.features.embedding import reduce_audio
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(7), 20)
-    wide = rng.normal(size=(140, 1825)) + y[:, None] * 0.1
+    wide = rng.normal(size=(140, 3361)) + y[:, None] * 0.1
     older = AudioReducer(mode="none").fit(wide[:, :earlier], y)
     assert np.allclose(reduce_audio(older, wide[:3], np.ones(3, bool)), older.transform(wide[:3, :earlier]),
                        atol=1e-5)
     current = AudioReducer(mode="none").fit(wide, y)
     silent = reduce_audio(current, np.zeros((2, earlier)), np.zeros(2, bool))
     assert silent.shape == (2, current.transform(wide[:1]).shape[1]) and not silent.any()
-    with pytest.raises(ReducerError, match=f"{earlier} features, but AudioReducer is expecting 1825"):
+    with pytest.raises(ReducerError, match=f"{earlier} features, but AudioReducer is expecting 3361"):
         reduce_audio(current, wide[:2, :earlier], np.ones(2, bool))
     odd = AudioReducer(mode="none").fit(wide[:, :1000], y)  # not an earlier width: no prefix is guessed
-    with pytest.raises(ReducerError, match="1825 features, but AudioReducer is expecting 1000"):
+    with pytest.raises(ReducerError, match="3361 features, but AudioReducer is expecting 1000"):
         reduce_audio(odd, wide[:2], np.ones(2, bool))
 
 

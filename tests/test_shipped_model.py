@@ -90,9 +90,9 @@ def test_evaluate_on_a_folder_replaces_its_own_cache_left_by_an_older_version(tm
     cut_to_older_width(cache)
     capsys.readouterr()
     assert main(["evaluate", "--data", str(CREMA_D), "--layout", "crema_d", "--out", str(out)]) == 0
-    assert "cached by an older EmoNet (1475 audio functionals per clip, today 1825)" in capsys.readouterr().err
+    assert "cached by an older EmoNet (1475 audio functionals per clip, today 3361)" in capsys.readouterr().err
     with FeatureStore(cache) as store:
-        assert len(store) == 6 and len(store.audio_feature_names) == 1825
+        assert len(store) == 6 and len(store.audio_feature_names) == 3361
     assert json.loads((out / "metrics.json").read_text())["n"] == 6
 
 

@@ -183,9 +183,9 @@ def class_balance_weights(labels):
     return len(labels) / (np.count_nonzero(counts) * counts[labels])
 
 
-def base_config(frames_run, voice_run, footage_store, *, n_frames=16, still_views=1):
-    """The shipped run's config: the frame CNN's image settings, footage extraction, the voice reducer and network."""
-    frames_cfg, voice_cfg = frames_run.config, voice_run.config
+def base_config(image_config, voice_config, footage_store, *, n_frames=16, still_views=1):
+    """The shipped run's config: the frame CNN's image settings (``image_config``, the RunConfig of the frames
+    run or of the model whose video branch is kept), footage extraction, the voice reducer and network."""
     keys = {f.name for f in dataclasses.fields(RunConfig().extract)}
     with FeatureStore(footage_store) as store:
         extract = {k: v for k, v in store.params.items() if k in keys}
@@ -193,11 +193,11 @@ def base_config(frames_run, voice_run, footage_store, *, n_frames=16, still_view
         name="emonet-base", description="the shipped model (emonet.training.base_model; MODEL_CARD.md)",
         data={"root": "../shared/data (FER+, speech corpora, composite; see MODEL_CARD.md)", "layout": "afew"},
         extract=extract,
-        model={"mode": "fusion", "image_size": frames_cfg.model.image_size,
-               "embedding_dim": frames_cfg.model.embedding_dim, "n_frames": n_frames,
-               "reducer": voice_cfg.model.reducer, "audio_dim": voice_cfg.model.audio_dim,
-               "audio_units": voice_cfg.model.audio_units, "head_units": voice_cfg.model.head_units,
-               "test_audio_speeds": voice_cfg.model.test_audio_speeds, "still_views": still_views})
+        model={"mode": "fusion", "image_size": image_config.model.image_size,
+               "embedding_dim": image_config.model.embedding_dim, "n_frames": n_frames,
+               "reducer": voice_config.model.reducer, "audio_dim": voice_config.model.audio_dim,
+               "audio_units": voice_config.model.audio_units, "head_units": voice_config.model.head_units,
+               "test_audio_speeds": voice_config.model.test_audio_speeds, "still_views": still_views})
 
 
 def assemble_base_model(recipe, out_dir):
@@ -210,10 +210,9 @@ def assemble_base_model(recipe, out_dir):
     ConfigError
         The parts do not fit together (modes, embedding widths) or the footage lacks a class.
     """
-    frames, voice = TrainedRun(recipe.frames_run), TrainedRun(recipe.voice_run)
-    if frames.mode != "frames" or voice.mode != "audio":
-        raise ConfigError(f"emonet-base needs a frames run and an audio run; received {frames.mode} "
-                          f"({recipe.frames_run}) and {voice.mode} ({recipe.voice_run})")
+    frames, voice = TrainedRun(recipe.frames_run), check_voice(recipe.voice_run)
+    if frames.mode != "frames":
+        raise ConfigError(f"emonet-base needs a frames run; received {frames.mode} ({recipe.frames_run})")
     face_head = softmax_weights(frames.model)
     with FeatureStore(recipe.footage_store) as store:
         clips = SplitTable(store, recipe.clip_split)
@@ -228,9 +227,58 @@ def assemble_base_model(recipe, out_dir):
                                            still_bias=still_bias)
         fusion_embeddings = frames.store_embeddings(store, fusion.keys)
         fusion_audio = audio_matrix(store, fusion.keys)
+    record = {"recipe": dataclasses.asdict(recipe),
+              "photo_prior_bias": None if still_bias is None else dict(zip(CLASSES, map(float, still_bias)))}
+    config = base_config(frames.run.config, voice.run.config, recipe.footage_store, n_frames=recipe.n_frames,
+                         still_views=recipe.still_views)
+    return fuse_and_write(video_branch, voice, recipe, fusion, fusion_embeddings, fusion_audio, config,
+                          frames.run.frame_encoder_path, out_dir, record)
+
+
+def replace_base_voice(base_dir, recipe, out_dir):
+    """The model of ``base_dir`` (an emonet-base run folder) with the voice of ``recipe.voice_run``, into ``out_dir``.
+
+    The frame CNN and the video branch (face expert, clip expert, photo prior, the face weight) are the
+    base's, unchanged; the audio branch and reducer are the new voice's, and the fusion weight is fitted
+    again on ``recipe.fusion_split`` of ``recipe.footage_store`` with the voice of ``recipe.fusion_voice_run``
+    (as :func:`assemble_base_model` fits it). Only ``voice_run``, ``fusion_voice_run``, ``footage_store``
+    and ``fusion_split`` of ``recipe`` are read. Returns the record of the parts: the base's, with the voice
+    replaced and ``video_from`` naming the base and the commit it was assembled at.
+    """
+    base, voice = TrainedRun(base_dir), check_voice(recipe.voice_run)
+    if base.mode != "fusion" or not base.run.frame_encoder_path.is_file():
+        raise ConfigError(f"{base_dir}: not an emonet-base model folder (mode {base.mode})")
+    video_branch = load_model(base.model_path, compile=False).get_layer("video_branch")
+    with FeatureStore(recipe.footage_store) as store:
+        fusion = SplitTable(store, recipe.fusion_split)
+        fusion_embeddings = base.store_embeddings(store, fusion.keys)
+        fusion_audio = audio_matrix(store, fusion.keys)
+    old = base.run.read_json(base.run.path / "parts.json")
+    old_recipe = dict(old.get("recipe", {}))
+    for field in ("voice_run", "fusion_voice_run", "footage_store", "fusion_split"):
+        old_recipe[field] = getattr(recipe, field)
+    record = {"recipe": old_recipe, "photo_prior_bias": old.get("photo_prior_bias"),
+              "video_from": {"model": str(base_dir), "model_git_commit": base.run.versions().get("git_commit"),
+                             "fusion_video_weight_before": old.get("fusion_video_weight")}}
+    config = base_config(base.run.config, voice.run.config, recipe.footage_store,
+                         n_frames=base.run.config.model.n_frames, still_views=base.run.config.model.still_views)
+    return fuse_and_write(video_branch, voice, recipe, fusion, fusion_embeddings, fusion_audio, config,
+                          base.run.frame_encoder_path, out_dir, record)
+
+
+def check_voice(voice_run):
+    """The TrainedRun of an ``audio`` run, or a ConfigError naming it."""
+    voice = TrainedRun(voice_run)
+    if voice.mode != "audio":
+        raise ConfigError(f"emonet-base needs an audio run for its voice; received {voice.mode} ({voice_run})")
+    return voice
+
+
+def fuse_and_write(video_branch, voice, recipe, fusion, fusion_embeddings, fusion_audio, config, frame_encoder_path,
+                   out_dir, record):
+    """Fit the fusion weight on the fusion split, write the run folder ``out_dir``; returns ``record`` completed."""
     audio_branch = load_model(voice.model_path, compile=False)
-    video_inputs = frames_inputs(fusion_embeddings, recipe.n_frames)
-    p_video = np.asarray(video_branch.predict(video_inputs, verbose=0))
+    p_video = np.asarray(video_branch.predict(frames_inputs(fusion_embeddings, config.model.n_frames), verbose=0))
     fitting_run, fitting_branch = fusion_voice(recipe, voice, audio_branch)
     p_audio = np.asarray(fitting_branch.predict(fitting_run.reduce_audio(fusion_audio, fusion.has_audio), verbose=0))
     both = fusion.has_audio & (fusion.n_frames > 0)
@@ -238,18 +286,14 @@ def assemble_base_model(recipe, out_dir):
                             sample_weight=class_balance_weights(fusion.labels[both]))
     model = build_stacked_fusion(video_branch, audio_branch, build_fusion_head(alpha=alpha), name="emonet_base")
     run = RunDir(out_dir)
-    run.write_config(base_config(frames.run, voice.run, recipe.footage_store, n_frames=recipe.n_frames,
-                                 still_views=recipe.still_views))
+    run.write_config(config)
     save_model_atomically(model, run.model_path)
-    copy_file(frames.run.frame_encoder_path, run.frame_encoder_path)
+    copy_file(frame_encoder_path, run.frame_encoder_path)
     copy_file(voice.run.reducer_path, run.reducer_path)
     run.write_versions()
-    record = {"recipe": dataclasses.asdict(recipe), "fusion_video_weight": alpha,
-              "photo_prior_bias": None if still_bias is None else dict(zip(CLASSES, map(float, still_bias))),
-              "fusion_split_clips": int(both.sum()),
+    record = {**record, "fusion_video_weight": alpha, "fusion_split_clips": int(both.sum()),
               "fusion_split_uar": {"video": uar(fusion.labels, p_video.argmax(1)),
-                                   "audio": uar(fusion.labels[fusion.has_audio],
-                                                p_audio[fusion.has_audio].argmax(1))}}
+                                   "audio": uar(fusion.labels[fusion.has_audio], p_audio[fusion.has_audio].argmax(1))}}
     run.write_json(run.path / "parts.json", record)
     logger.info(f"emonet-base: fusion video weight {alpha:.3f} (fitted on {int(both.sum())} clips of split "
                 f"{recipe.fusion_split!r}) -> {run.path}")
