@@ -3,11 +3,12 @@
 Input everywhere is a 16 kHz mono float32 waveform, as :mod:`preprocessing.media`
 decodes it. Two products:
 
-* :func:`audio_functionals` -- a fixed-length vector (1,825 values for
+* :func:`audio_functionals` -- a fixed-length vector (3,361 values for
   ``n_mfcc=40``) of statistics of frame-level low-level descriptors (LLDs), each
   value named by :func:`feature_names` (``"mfcc03_mean"``, ``"pitch_p90"``...),
-  then the 320 log-mel band statistics of :mod:`preprocessing.audio_mel` and the 30 prosody and
-  voice-quality statistics of :mod:`preprocessing.audio_prosody`.
+  then the 320 log-mel band statistics of :mod:`preprocessing.audio_mel`, the 30 prosody and
+  voice-quality statistics of :mod:`preprocessing.audio_prosody` and the 1,536 statistics of a
+  pretrained voice encoder's hidden states (:mod:`preprocessing.audio_voice_encoder`).
 * :func:`mfcc_sequence` -- MFCCs per frame, one frame per video frame
   (hop :data:`~preprocessing.constants.HOP_LENGTH` = 640 samples = 40 ms), so row
   ``i`` describes the audio centred on time ``i / FPS`` seconds.
@@ -48,8 +49,9 @@ Every descriptor is summarised by the 11 :data:`FUNCTIONALS`, giving names
 ``f"{descriptor}_{functional}"``; then one extra value, ``pitch_voiced_fraction``
 (134 x 11 + 1 = 1,475 values, the whole vector of stores and models made before session 7), then the
 320 ``logmelKK_<stat>`` values of :func:`preprocessing.audio_mel.logmel_statistics` (1,795, the
-vector of sessions 7-9), then the 30 values of :func:`preprocessing.audio_prosody.prosody_statistics`:
-1,825 values. Each block is appended, so a model fitted on an earlier width reads the
+vector of sessions 7-9), then the 30 values of :func:`preprocessing.audio_prosody.prosody_statistics`
+(1,825, sessions 10-13), then the 1,536 of
+:func:`preprocessing.audio_voice_encoder.voice_encoder_statistics`: 3,361 values. Each block is appended, so a model fitted on an earlier width reads the
 prefix (:data:`~preprocessing.constants.EARLIER_WIDTHS`).
 
 Voicing. YIN always returns a period, even for noise and silence, so pitch
@@ -176,11 +178,12 @@ def feature_names(*, n_mfcc=N_MFCC):
 
     Returns
     -------
-    names : list of str [length=(3 * n_mfcc + 14) * len(FUNCTIONALS) + 1 + 320 + 30]
+    names : list of str [length=(3 * n_mfcc + 14) * len(FUNCTIONALS) + 1 + 320 + 30 + 1536]
         ``f"{descriptor}_{functional}"`` for every descriptor (see the module
         docstring) and functional in :data:`FUNCTIONALS`, descriptor-major, then
-        ``"pitch_voiced_fraction"``, then :func:`preprocessing.audio_mel.logmel_names`.
-        1,825 names for ``n_mfcc=40``.
+        ``"pitch_voiced_fraction"``, then :func:`preprocessing.audio_mel.logmel_names`,
+        :func:`preprocessing.audio_prosody.prosody_names` and
+        :func:`preprocessing.audio_voice_encoder.voice_encoder_names`. 3,361 names for ``n_mfcc=40``.
 
     Raises
     ------
@@ -191,7 +194,7 @@ def feature_names(*, n_mfcc=N_MFCC):
     --------
     >>> names = feature_names()
     >>> len(names), names[:2], names[-1]
-    (1825, ['mfcc00_mean', 'mfcc00_std'], 'voiced_run_rate')
+    (3361, ['mfcc00_mean', 'mfcc00_std'], 'ge2e_l2_std_255')
     """
     n_mfcc = check_n_mfcc(n_mfcc)
     names = [f"{d}_{f}" for d in _descriptor_names(n_mfcc) for f in FUNCTIONALS]
@@ -221,7 +224,7 @@ def silent_functionals(*, n_mfcc=N_MFCC):
     Examples
     --------
     >>> silent_functionals().shape
-    (1825,)
+    (3361,)
     """
     return np.zeros(len(feature_names(n_mfcc=n_mfcc)), dtype=np.float32)
 
@@ -231,7 +234,7 @@ def silent_functionals(*, n_mfcc=N_MFCC):
 # ---------------------------------------------------------------------------
 
 def audio_functionals(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
-    """Named statistics of the clip's low-level descriptors (about 1,500 values).
+    """Named statistics of the clip's low-level descriptors and of a pretrained voice encoder (3,361 values).
 
     See the module docstring for the descriptors, the window, the voicing rule
     and the handling of degenerate input.
@@ -249,7 +252,7 @@ def audio_functionals(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     Returns
     -------
     features : np.ndarray [shape=(n_features,), dtype=float32]
-        Finite values; ``n_features = (3 * n_mfcc + 14) * 11 + 1 + 320 + 30`` (1,825 for 40).
+        Finite values; ``n_features = (3 * n_mfcc + 14) * 11 + 1 + 320 + 30 + 1536`` (3,361 for 40).
     names : list of str [length=n_features]
         Equal to ``feature_names(n_mfcc=n_mfcc)``.
 
@@ -265,7 +268,7 @@ def audio_functionals(y, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     >>> y = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     >>> features, names = audio_functionals(y)
     >>> features.shape, round(float(features[names.index("pitch_mean")]))
-    ((1825,), 220)
+    ((3361,), 220)
     """
     y = check_signal(y)
     check_sr(sr)

@@ -24,7 +24,7 @@ Examples
 >>> speed_perturb(y, 1.25).shape
 (12800,)
 >>> speed_functionals(y, (0.9, 1.1)).shape
-(2, 1825)
+(2, 3361)
 """
 
 import numpy as np
@@ -119,7 +119,7 @@ def speed_functionals(y, speeds, *, sr=SAMPLE_RATE, n_mfcc=N_MFCC):
     Returns
     -------
     np.ndarray [shape=(len(speeds), n_features), dtype=float32]
-        Row ``k`` = ``audio_functionals(speed_perturb(y, speeds[k]))``; 1,825 columns for 40 MFCCs.
+        Row ``k`` = ``audio_functionals(speed_perturb(y, speeds[k]))``; 3,361 columns for 40 MFCCs.
     """
     from .audio import audio_functionals, feature_names  # librosa and SciPy: imported on first use
     speeds = check_speeds(speeds)

@@ -62,10 +62,11 @@ def normalise_label(label):
     return LABEL_ALIASES.get(str(label).strip().lower())
 
 #: Width of the audio functionals vector before the log-mel statistics were appended (``n_mfcc=40``);
-#: today's 1,825 values start with the same 1,475 (preprocessing.audio).
+#: today's 3,361 values start with the same 1,475 (preprocessing.audio).
 LEGACY_WIDTH = 1475
 
 #: Earlier widths of the audio functionals vector (``n_mfcc=40``), oldest first: 1,475 (MFCC-based
-#: functionals), 1,795 (+ log-mel statistics, sessions 7-9). Today's 1,825 (+ prosody statistics) start
-#: with each of them, so a model fitted on an earlier width reads that prefix.
+#: functionals), 1,795 (+ log-mel statistics, sessions 7-9), 1,825 (+ prosody statistics, sessions 10-13).
+#: Today's 3,361 (+ the voice encoder's statistics) start with each of them, so a model fitted on an
+#: earlier width reads that prefix.
 EARLIER_WIDTHS = (LEGACY_WIDTH, 1795, 1825)

@@ -65,8 +65,8 @@ def reduce_audio(reducer, functionals, has_audio):
     """Audio functionals (n, D) -> reduced (n, d) float32; rows without audio are zeros (the training mean).
 
     A reducer fitted on an earlier width of the functionals (``n_features_in_`` in
-    :data:`~preprocessing.constants.EARLIER_WIDTHS`: 1,475 or 1,795) reads that prefix of
-    today's 1,825: later blocks were appended, so the prefix is the same vector. Rows of an
+    :data:`~preprocessing.constants.EARLIER_WIDTHS`: 1,475, 1,795 or 1,825) reads that prefix of
+    today's 3,361: later blocks were appended, so the prefix is the same vector. Rows of an
     older store are fine when none of them has audio (photos, silent clips); otherwise the
     reducer names the mismatch.
     """

@@ -11,7 +11,7 @@ same order, so the output is identical (``tests/test_reducer.py``).
 Examples
 --------
 >>> reducer = FittedReducer.load("runs/RUN/reducer.npz")    # doctest: +SKIP
->>> reducer.transform(functionals).shape                      # (n, 1825) -> (n, n_components_)  # doctest: +SKIP
+>>> reducer.transform(functionals).shape                      # (n, 3361) -> (n, n_components_)  # doctest: +SKIP
 """
 
 import numpy as np
