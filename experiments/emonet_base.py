@@ -176,7 +176,7 @@ def new_voice():
     recipe = BaseModelRecipe(**{**installed, "voice_run": in_repo(voice), "fusion_voice_run": in_repo(protocol_voice),
                                 "footage_store": in_repo(footage)})
     out = RUNS / "emonet-base"
-    parts = replace_base_voice(SHIPPED_MODEL_DIR, recipe, out)
+    parts = replace_base_voice(in_repo(SHIPPED_MODEL_DIR), recipe, out)
     return out, {"model": "emonet-base (the installed video part, a new voice)",
                  "git_commit": RunDir(out).versions().get("git_commit"), "parts": parts,
                  **measure(out, protocol_voice), "build_seconds_this_call": round(time.perf_counter() - start, 1)}

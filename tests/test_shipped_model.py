@@ -76,7 +76,7 @@ def test_a_store_of_the_older_audio_width_is_named_when_the_model_needs_more(tmp
     capsys.readouterr()
     assert main(["evaluate", "--data", str(store), "--out", str(tmp_path / "eval")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "older.h5: holds 1475 audio functionals per clip, the model reads 1825" in err[0]
+    assert len(err) == 1 and "older.h5: holds 1475 audio functionals per clip, the model reads 3361" in err[0]
 
 
 @pytest.mark.slow
