@@ -181,3 +181,36 @@ def test_base_model_reads_stills_in_the_recipes_views(base_run, frames_run, audi
     np.testing.assert_allclose(bias, by_hand, atol=1e-5)
     assert not np.allclose(bias, [parts["photo_prior_bias"][c] for c in CLASSES], atol=1e-4)
     assert ten["fusion_video_weight"] == pytest.approx(parts["fusion_video_weight"])  # footage reads as before
+
+
+def test_a_new_voice_keeps_the_base_models_video_part_and_fits_the_weight_again(base_run, frames_run, audio_run,
+                                                                                 tmp_path):
+    """replace_base_voice: the frame CNN, video branch and photo prior are the base's, the voice the run's, the
+    fusion weight fitted again (here the same voice on the same clips: the same weight and predictions)."""
+    from emonet.training.base_model import BaseModelRecipe, replace_base_voice
+    base_dir, parts, store = base_run
+    voice_dir = audio_run[0]
+    recipe = BaseModelRecipe(frames_run="unused", voice_run=str(voice_dir), footage_store=str(store))
+    new = replace_base_voice(base_dir, recipe, tmp_path / "new")
+    assert new["video_from"]["model"] == str(base_dir)
+    assert new["video_from"]["fusion_video_weight_before"] == pytest.approx(parts["fusion_video_weight"])
+    assert new["fusion_video_weight"] == pytest.approx(parts["fusion_video_weight"])
+    assert new["photo_prior_bias"] == parts["photo_prior_bias"] and new["recipe"]["n_frames"] == 6
+    old_model, new_model = load_model(base_dir / "model.keras"), load_model(tmp_path / "new" / "model.keras")
+    for branch, source in (("video_branch", old_model), ("audio_branch", load_model(voice_dir / "model.keras"))):
+        expected = source.get_layer(branch).get_weights() if branch == "video_branch" else source.get_weights()
+        for got, want in zip(new_model.get_layer(branch).get_weights(), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert (tmp_path / "new" / "frame_encoder.keras").read_bytes() == (base_dir / "frame_encoder.keras").read_bytes()
+    with FeatureStore(store) as st:
+        keys = SplitTable(st, "val").keys
+        functionals = np.stack([st.clip(k)["audio_functionals"][()] for k in keys])
+        old_run, new_run = TrainedRun(base_dir), TrainedRun(tmp_path / "new")
+        embeddings = old_run.store_embeddings(st, keys)
+    has_audio = np.ones(len(keys), bool)
+    np.testing.assert_allclose(new_run.predict(embeddings, functionals, has_audio),
+                               old_run.predict(embeddings, functionals, has_audio), atol=1e-6)
+    with pytest.raises(ConfigError, match="needs an audio run for its voice; received frames"):
+        replace_base_voice(base_dir, dataclasses.replace(recipe, voice_run=str(frames_run[0])), tmp_path / "bad")
+    with pytest.raises(ConfigError, match="not an emonet-base model folder"):
+        replace_base_voice(voice_dir, recipe, tmp_path / "bad")
