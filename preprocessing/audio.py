@@ -51,8 +51,10 @@ Every descriptor is summarised by the 11 :data:`FUNCTIONALS`, giving names
 320 ``logmelKK_<stat>`` values of :func:`preprocessing.audio_mel.logmel_statistics` (1,795, the
 vector of sessions 7-9), then the 30 values of :func:`preprocessing.audio_prosody.prosody_statistics`
 (1,825, sessions 10-13), then the 1,536 of
-:func:`preprocessing.audio_voice_encoder.voice_encoder_statistics`: 3,361 values. Each block is appended, so a model fitted on an earlier width reads the
-prefix (:data:`~preprocessing.constants.EARLIER_WIDTHS`).
+:func:`preprocessing.audio_voice_encoder.voice_encoder_statistics`: 3,361 values. Each block is
+appended, so a model fitted on an earlier width reads the prefix
+(:data:`~preprocessing.constants.EARLIER_WIDTHS`); a model can also read one block
+(:func:`audio_block`, ``model.audio_features``).
 
 Voicing. YIN always returns a period, even for noise and silence, so pitch
 statistics use only frames judged voiced: periodicity (the normalised
@@ -102,13 +104,16 @@ from preprocessing.audio_frames import (
 from preprocessing.audio_mel import logmel_names, logmel_statistics
 from preprocessing.audio_prosody import prosody_names, prosody_statistics
 from preprocessing.audio_voice_encoder import voice_encoder_names, voice_encoder_statistics
-from preprocessing.constants import HOP_LENGTH, LEGACY_WIDTH, N_MFCC, SAMPLE_RATE
+from preprocessing.constants import AUDIO_BLOCKS, HOP_LENGTH, LEGACY_WIDTH, N_MFCC, SAMPLE_RATE
+from preprocessing.errors import ConfigError
 
 __all__ = [
+    "AUDIO_BLOCKS",
     "FUNCTIONALS",
     "LEGACY_WIDTH",
     "N_FFT",
     "N_MELS",
+    "audio_block",
     "audio_functionals",
     "feature_names",
     "functionals_and_sequence",
@@ -199,6 +204,19 @@ def feature_names(*, n_mfcc=N_MFCC):
     n_mfcc = check_n_mfcc(n_mfcc)
     names = [f"{d}_{f}" for d in _descriptor_names(n_mfcc) for f in FUNCTIONALS]
     return names + list(_EXTRA_FEATURES) + logmel_names() + prosody_names() + voice_encoder_names()
+
+
+def audio_block(name, *, n_mfcc=N_MFCC):
+    """(first, stop) column indices of block ``name`` (:data:`AUDIO_BLOCKS`) in :func:`feature_names`'s vector.
+
+    >>> audio_block("voice_encoder")
+    (1825, 3361)
+    """
+    width, encoder = len(feature_names(n_mfcc=n_mfcc)), len(voice_encoder_names())
+    blocks = {"all": (0, width), "functionals": (0, width - encoder), "voice_encoder": (width - encoder, width)}
+    if name not in blocks:
+        raise ConfigError(f"audio block must be one of {', '.join(AUDIO_BLOCKS)}; received {name!r}")
+    return blocks[name]
 
 
 def silent_functionals(*, n_mfcc=N_MFCC):

@@ -70,3 +70,8 @@ LEGACY_WIDTH = 1475
 #: Today's 3,361 (+ the voice encoder's statistics) start with each of them, so a model fitted on an
 #: earlier width reads that prefix.
 EARLIER_WIDTHS = (LEGACY_WIDTH, 1795, 1825)
+
+#: Named blocks of the audio vector a model can read (``model.audio_features``; columns from
+#: preprocessing.audio.audio_block): all of it, the hand-made functionals (the 1,825 values before the voice
+#: encoder's), or the voice encoder's 1,536 statistics.
+AUDIO_BLOCKS = ("all", "functionals", "voice_encoder")

@@ -26,6 +26,7 @@ from emonet.evaluation import metrics
 from emonet.evaluation.baselines import run_baselines
 from emonet.evaluation.plots import plot_confusion_matrix, plot_training_curves
 from emonet.evaluation.report import ablation_rows
+from emonet.features.embedding import audio_width_read
 from emonet.features.tables import SplitTable, audio_matrix, speed_copies
 from emonet.experiment.rundir import RunDir
 from emonet.experiment.stores import extract_folder, prepare_store
@@ -174,7 +175,7 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
         if not len(table):
             raise ConfigError(f"{store.path}: no labelled clips in split {split!r} to evaluate on")
         functionals = audio_matrix(store, table.keys)
-        expected = getattr(run.reducer, "n_features_in_", None) if run.needs_audio else None
+        expected = audio_width_read(run.reducer) if run.needs_audio and run.reducer is not None else None
         if expected is not None and functionals.shape[1] < expected and np.any(table.has_audio):
             raise ConfigError(f"{store.path}: holds {functionals.shape[1]} audio functionals per clip, the model "
                               f"reads {expected} (an older EmoNet extracted it); evaluate on the clip folder or "

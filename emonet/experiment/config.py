@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from preprocessing.audio_augment import check_speeds
+from preprocessing.constants import AUDIO_BLOCKS
 from preprocessing.errors import ConfigError
 
 #: Marks the one key without a default.
@@ -78,6 +79,8 @@ class ModelConfig:
     lstm_units: int = 128
     audio_dim: int = 512        # reducer output width (capped by the data)
     reducer: str = "lda"        # lda | pca | none
+    audio_features: str = "all"  # the block of the audio vector the voice reads: all | functionals (the 1,825
+                                 # hand-made values) | voice_encoder (the pretrained encoder's 1,536 statistics)
     reducer_shrinkage: str | float = "auto"  # LDA covariance shrinkage: "auto" (Ledoit-Wolf) or 0..1
     reducer_whiten: bool = True  # scale every reduced axis to unit variance
     audio_units: list = field(default_factory=lambda: [256, 128, 128])  # audio branch Dense sizes; the last is
@@ -175,6 +178,7 @@ _CHOICES = {
     ("train", "augment_policy"): ("basic", "footage"),
     ("train", "class_weights"): (True, False, "sqrt"),
     ("model", "reducer"): ("lda", "pca", "none"),
+    ("model", "audio_features"): AUDIO_BLOCKS,
     ("train", "schedule"): ("two_stage", "end_to_end"),
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "lr_schedule"): ("cosine", "constant", "plateau"),

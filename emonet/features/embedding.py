@@ -66,20 +66,31 @@ def reduce_audio(reducer, functionals, has_audio):
 
     A reducer fitted on an earlier width of the functionals (``n_features_in_`` in
     :data:`~preprocessing.constants.EARLIER_WIDTHS`: 1,475, 1,795 or 1,825) reads that prefix of
-    today's 3,361: later blocks were appended, so the prefix is the same vector. Rows of an
-    older store are fine when none of them has audio (photos, silent clips); otherwise the
+    today's 3,361: later blocks were appended, so the prefix is the same vector. A reducer of a
+    later block (``first_feature`` > 0, e.g. the voice encoder's statistics) reads its columns. Rows
+    of an older store are fine when none of them has audio (photos, silent clips); otherwise the
     reducer names the mismatch.
     """
     functionals = np.asarray(functionals, np.float64)
     has_audio = np.asarray(has_audio, bool)
     expected = getattr(reducer, "n_features_in_", None)
-    if functionals.ndim == 2 and expected in EARLIER_WIDTHS and expected < functionals.shape[1]:
+    first = getattr(reducer, "first_feature", 0)
+    if functionals.ndim == 2 and first and functionals.shape[1] >= first + expected:  # a block after the first
+        functionals = functionals[:, first:first + expected]
+    elif functionals.ndim == 2 and first and not has_audio.any():
+        functionals = np.zeros((len(functionals), expected))  # an older store's photos or silent clips: no audio
+    elif functionals.ndim == 2 and expected in EARLIER_WIDTHS and expected < functionals.shape[1]:
         functionals = functionals[:, :expected]
     elif functionals.ndim == 2 and expected is not None and functionals.shape[1] < expected and not has_audio.any():
         functionals = np.zeros((len(functionals), expected))  # an older store's photos or silent clips: no audio
     reduced = reducer.transform(functionals).astype(np.float32)
     reduced[~has_audio] = 0.0
     return reduced
+
+
+def audio_width_read(reducer):
+    """How many values of the audio vector a reducer needs a store to hold: its block's end (int)."""
+    return getattr(reducer, "first_feature", 0) + reducer.n_features_in_
 
 
 def read_embedding_cache(path, store_path, keys):

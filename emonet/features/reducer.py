@@ -82,6 +82,11 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         When given, ``fit`` checks that ``y`` holds every expected class and nothing
         else: an int ``k`` means the class ids ``0 .. k-1`` (use 7 for
         :data:`preprocessing.constants.CLASSES`), a sequence lists the labels.
+    first_feature : int >= 0, default=0
+        Column of the whole audio vector (:func:`preprocessing.audio.feature_names`) that is the
+        reducer's first input: it reads columns ``first_feature .. first_feature + n_features_in_ - 1``
+        (a block, :func:`preprocessing.audio.audio_block`). Stored with the reducer and applied by
+        :func:`emonet.features.embedding.reduce_audio`; ``fit`` and ``transform`` take the block itself.
 
     Attributes
     ----------
@@ -128,12 +133,14 @@ class AudioReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     >>> Z_val = AudioReducer.load(run_dir / "reducer.npz").transform(X_val)  # doctest: +SKIP
     """
 
-    def __init__(self, n_components=512, mode="lda", shrinkage="auto", whiten=True, expected_classes=None):
+    def __init__(self, n_components=512, mode="lda", shrinkage="auto", whiten=True, expected_classes=None,
+                 first_feature=0):
         self.n_components = n_components
         self.mode = mode
         self.shrinkage = shrinkage
         self.whiten = whiten
         self.expected_classes = expected_classes
+        self.first_feature = first_feature
 
     # ------------------------------------------------------------------ sklearn API
 

@@ -32,6 +32,8 @@ class FittedReducer:
     components_ : np.ndarray [shape=(n_components_, n_features_in_), dtype=float64]
         Projection of the standardised functionals.
     n_features_in_, n_components_ : int
+    first_feature : int
+        Column of the audio vector that is the first input (see ``AudioReducer``).
     """
 
     def __init__(self, params, fitted):
@@ -39,6 +41,7 @@ class FittedReducer:
         self.mean_, self.scale_ = fitted["mean_"], fitted["scale_"]
         self.components_ = fitted["components_"]
         self.n_features_in_, self.n_components_ = fitted["n_features_in_"], fitted["n_components_"]
+        self.first_feature = params.get("first_feature", 0)
 
     @classmethod
     def load(cls, path):

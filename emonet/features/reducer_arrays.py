@@ -74,6 +74,7 @@ def reducer_to_arrays(reducer):
         "pca_explained_variance_": np.asarray(reducer.pca_explained_variance_, dtype=np.float64),
         "shrinkage_": np.array(float(reducer.shrinkage_), dtype=np.float64),
         "warnings_": np.array(list(reducer.warnings_), dtype=str),
+        "first_feature": np.array(int(getattr(reducer, "first_feature", 0)), dtype=np.int64),
     }
     if reducer.expected_classes is not None:
         arrays["expected_classes"] = _plain_array(reducer.expected_classes, "expected_classes")
@@ -139,6 +140,7 @@ def state_from_arrays(arrays, *, source="arrays"):
         "shrinkage": _shrinkage_from_str(scalar("shrinkage", str), source),
         "whiten": scalar("whiten", bool),
         "expected_classes": expected,
+        "first_feature": scalar("first_feature", int) if "first_feature" in arrays else 0,  # absent before session 14
     }
     n_in, n_out = scalar("n_features_in_", int), scalar("n_components_", int)
     fitted = {

@@ -100,6 +100,9 @@ def checked_settings(reducer):
     whiten = reducer.whiten
     if not isinstance(whiten, (bool, np.bool_)):
         raise ReducerError(f"whiten: must be True or False; received {whiten!r}")
+    first = getattr(reducer, "first_feature", 0)
+    if not _is_int(first) or first < 0:
+        raise ReducerError(f"first_feature: must be an integer >= 0; received {first!r}")
     return mode, int(n_components), shrinkage, bool(whiten), _expected_labels(reducer.expected_classes)
 
 

@@ -195,7 +195,8 @@ def base_config(image_config, voice_config, footage_store, *, n_frames=16, still
         extract=extract,
         model={"mode": "fusion", "image_size": image_config.model.image_size,
                "embedding_dim": image_config.model.embedding_dim, "n_frames": n_frames,
-               "reducer": voice_config.model.reducer, "audio_dim": voice_config.model.audio_dim,
+               "reducer": voice_config.model.reducer, "audio_features": voice_config.model.audio_features,
+               "audio_dim": voice_config.model.audio_dim,
                "audio_units": voice_config.model.audio_units, "head_units": voice_config.model.head_units,
                "test_audio_speeds": voice_config.model.test_audio_speeds, "still_views": still_views})
 

@@ -104,17 +104,19 @@ class ReducerStage:
         train_x = audio_matrix(ctx.store, ctx.train_table.keys)
         val_x = audio_matrix(ctx.store, ctx.val_table.keys)
         has = ctx.train_table.has_audio
+        first, stop = audio_columns(model_cfg.audio_features, train_x.shape[1], ctx.store.path)
         reducer = AudioReducer(n_components=model_cfg.audio_dim, mode=model_cfg.reducer,
-                               shrinkage=model_cfg.reducer_shrinkage, whiten=model_cfg.reducer_whiten)
+                               shrinkage=model_cfg.reducer_shrinkage, whiten=model_cfg.reducer_whiten,
+                               first_feature=first)
         with warnings.catch_warnings(record=True):  # caps are logged from reducer.warnings_ below
             warnings.simplefilter("always")
-            reducer.fit(train_x[has], ctx.train_table.labels[has])
+            reducer.fit(train_x[has][:, first:stop], ctx.train_table.labels[has])
         for message in reducer.warnings_:
             ctx.log.info(f"reducer: {message}")
         reducer.save(ctx.run.reducer_path)
         ctx.run.write_json(ctx.run.reducer_warnings_path, reducer.warnings_)
-        ctx.log.info(f"audio reducer ({model_cfg.reducer}): {train_x.shape[1]} -> {reducer.n_components_} dims "
-                     f"(fitted on {int(has.sum())} training clips)")
+        ctx.log.info(f"audio reducer ({model_cfg.reducer}, {model_cfg.audio_features}: columns {first}-{stop - 1}): "
+                     f"{stop - first} -> {reducer.n_components_} dims (fitted on {int(has.sum())} training clips)")
         train_speeds = None
         if ctx.cfg.extract.audio_speeds:  # speed-perturbed training copies; the reducer never sees them
             speeds = audio_speed_matrix(ctx.store, ctx.train_table.keys, has)
@@ -123,6 +125,19 @@ class ReducerStage:
                          f"(speeds {list(ctx.cfg.extract.audio_speeds)})")
         return ReducedAudio(reduce_audio(reducer, train_x, ctx.train_table.has_audio),
                             reduce_audio(reducer, val_x, ctx.val_table.has_audio), train_speeds)
+
+
+def audio_columns(block, width, store_path):
+    """(first, stop) columns of ``model.audio_features`` ``block`` in a store's audio vectors of ``width`` values;
+    ``all`` is the whole stored vector. ConfigError naming the store when it is too narrow for the block."""
+    if block == "all":
+        return 0, width
+    from preprocessing.audio import audio_block
+    first, stop = audio_block(block)
+    if width < stop:
+        raise ConfigError(f"{store_path}: holds {width} audio values per clip; model.audio_features: {block} needs "
+                          f"{stop} (an older EmoNet extracted it; extract it again to a new store)")
+    return first, stop
 
 
 class FrameEncoderStage:
