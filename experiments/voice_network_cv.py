@@ -22,7 +22,8 @@ With ``--every-speaker``: the estimate for the shipped refit (``experiments/voic
 trained on all 52 speakers). All 1,730 utterances, test speakers included, in six speaker folds,
 the one-layer network only: each fold trains on about 43 speakers (15 of RAVDESS's 18), so the
 out-of-fold UAR says what the same recipe does on unseen speakers with (almost) the refit's data.
-No choice is made on it.
+No choice is made on it. It reads the block of the audio vector ``voice_mlp_all.yaml`` names
+(``model.audio_features``: the voice encoder's statistics since session 14).
 
 Run:  .venv/bin/python experiments/voice_network_cv.py [--every-speaker] [--seed N]   (~15 min on 2 cores; needs
       the store ``runs/speech_features_speed.h5`` that ``emonet train experiments/voice_speed.yaml``
@@ -45,7 +46,9 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from emonet.evaluation.metrics import uar  # noqa: E402
+from emonet.experiment.config import load_config  # noqa: E402
 from emonet.training.clip_model import regularise, sample_speed_copies  # noqa: E402
+from emonet.training.stages import audio_columns  # noqa: E402
 from experiments.speech_corpus import speaker_split  # noqa: E402
 from preprocessing.constants import CLASSES  # noqa: E402
 from preprocessing.files import atomic_write_text  # noqa: E402
@@ -140,11 +143,16 @@ def main():
     manifest, store, record_name, n_folds, networks = SETUPS[setup]
     started = time.time()
     features, speeds, labels, speakers = load_corpus(REPO / "runs" / manifest / "manifest.csv", REPO / "runs" / store)
+    block = "all"
+    if args.every_speaker:  # the refit's recipe reads the block its config names (model.audio_features)
+        block = load_config(REPO / "experiments" / "voice_mlp_all.yaml").model.audio_features
+        first, stop = audio_columns(block, features.shape[1], REPO / "runs" / store)
+        features, speeds = features[:, first:stop], speeds[:, :, first:stop]
     folds = speaker_folds(speakers, n_folds)
     corpus = np.array([s.split(":")[0] for s in speakers])
     record = {"what": __doc__.splitlines()[0], "setup": setup, "clips": len(labels),
               "speakers": len(set(speakers)), "folds": n_folds, "epochs": EPOCHS, "networks": {}}
-    record["audio_functionals"] = features.shape[1]
+    record["audio_features"], record["audio_functionals"] = block, features.shape[1]
     test = np.array([speaker_split(*s.split(":")) == "test" for s in speakers])
     for network in networks:
         predicted, averaged = out_of_fold(network, features, speeds, labels, folds, seed=args.seed)
