@@ -210,6 +210,9 @@ def test_a_new_voice_keeps_the_base_models_video_part_and_fits_the_weight_again(
     has_audio = np.ones(len(keys), bool)
     np.testing.assert_allclose(new_run.predict(embeddings, functionals, has_audio),
                                old_run.predict(embeddings, functionals, has_audio), atol=1e-6)
+    again = replace_base_voice(tmp_path / "new", recipe, tmp_path / "again")  # a second new voice
+    assert again["video_from"]["model"] == str(base_dir)  # the video part's origin is kept
+    assert again["video_from"]["fusion_video_weight_before"] == pytest.approx(new["fusion_video_weight"])
     with pytest.raises(ConfigError, match="needs an audio run for its voice; received frames"):
         replace_base_voice(base_dir, dataclasses.replace(recipe, voice_run=str(frames_run[0])), tmp_path / "bad")
     with pytest.raises(ConfigError, match="not an emonet-base model folder"):

@@ -19,9 +19,10 @@ The parts (each trained by ``emonet train``; ``experiments/emonet_base.py`` runs
    likelihood on the *fusion split* of the footage store (Val_AFEW: faces and speakers the
    video part and the fusion voice never trained on).
 
-The result is an ordinary run folder of mode ``fusion`` (``config.yaml``, ``model.keras``,
-``frame_encoder.keras``, ``reducer.npz``, ``versions.json``, ``parts.json``), so ``predict`` and
-``evaluate`` load it like any run.
+:func:`replace_base_voice` gives an assembled model a new voice (and fits the fusion weight again),
+keeping its frame CNN and video branch. The result is an ordinary run folder of mode ``fusion``
+(``config.yaml``, ``model.keras``, ``frame_encoder.keras``, ``reducer.npz``, ``versions.json``,
+``parts.json``), so ``predict`` and ``evaluate`` load it like any run.
 """
 
 import dataclasses
@@ -244,7 +245,8 @@ def replace_base_voice(base_dir, recipe, out_dir):
     again on ``recipe.fusion_split`` of ``recipe.footage_store`` with the voice of ``recipe.fusion_voice_run``
     (as :func:`assemble_base_model` fits it). Only ``voice_run``, ``fusion_voice_run``, ``footage_store``
     and ``fusion_split`` of ``recipe`` are read. Returns the record of the parts: the base's, with the voice
-    replaced and ``video_from`` naming the base and the commit it was assembled at.
+    replaced and ``video_from`` naming the model whose video part this is and the commit it was assembled at
+    (the base's own ``video_from`` when the base already had its voice replaced).
     """
     base, voice = TrainedRun(base_dir), check_voice(recipe.voice_run)
     if base.mode != "fusion" or not base.run.frame_encoder_path.is_file():
@@ -258,9 +260,11 @@ def replace_base_voice(base_dir, recipe, out_dir):
     old_recipe = dict(old.get("recipe", {}))
     for field in ("voice_run", "fusion_voice_run", "footage_store", "fusion_split"):
         old_recipe[field] = getattr(recipe, field)
+    # where the video part was assembled: the base's own origin when its voice was replaced before
+    origin = old.get("video_from") or {"model": str(base_dir),
+                                       "model_git_commit": base.run.versions().get("git_commit")}
     record = {"recipe": old_recipe, "photo_prior_bias": old.get("photo_prior_bias"),
-              "video_from": {"model": str(base_dir), "model_git_commit": base.run.versions().get("git_commit"),
-                             "fusion_video_weight_before": old.get("fusion_video_weight")}}
+              "video_from": {**origin, "fusion_video_weight_before": old.get("fusion_video_weight")}}
     config = base_config(base.run.config, voice.run.config, recipe.footage_store,
                          n_frames=base.run.config.model.n_frames, still_views=base.run.config.model.still_views)
     return fuse_and_write(video_branch, voice, recipe, fusion, fusion_embeddings, fusion_audio, config,
