@@ -71,9 +71,11 @@ def test_sklearn_estimator_checks(estimator, check):
 
 
 def test_init_stores_settings_only():
-    reducer = AudioReducer(n_components=-4, mode="bogus", shrinkage="x", whiten="y", expected_classes=0)
+    reducer = AudioReducer(n_components=-4, mode="bogus", shrinkage="x", whiten="y", expected_classes=0,
+                           first_feature=-1)
     assert reducer.get_params() == {
         "n_components": -4, "mode": "bogus", "shrinkage": "x", "whiten": "y", "expected_classes": 0,
+        "first_feature": -1,
     }
     assert not [name for name in vars(reducer) if name.endswith("_")]
 
