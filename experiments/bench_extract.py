@@ -15,7 +15,7 @@ a change in the machine's load hits them alike):
   for comparison; the arrays are identical);
 - ``faces``: Haar tracking with guided re-detection and 64x64 crops (``crop_faces``);
 - ``faces_full_detection``: the tracker before (a full Haar search on every 5th frame);
-- ``audio``: the 1,825 audio functionals and the MFCC sequence, from one spectrogram
+- ``audio``: the 3,361 audio values (functionals and the voice encoder's statistics) and the MFCC sequence
   (:func:`preprocessing.audio.functionals_and_sequence`, as extraction computes them);
 - ``job``: the whole ``emonet extract`` job (local worker processes, HDF5 writes
   included, pool start-up included) as clips per second at 1 and 2 workers.
