@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from emonet.experiment.rundir import git_commit  # noqa: E402
-from experiments.voice_network_cv import load_corpus, out_of_fold, speaker_folds  # noqa: E402
-from experiments.voice_normalisation_cv import corpus_uars, logistic_out_of_fold  # noqa: E402
+from experiments.voice_network_cv import load_corpus, speaker_folds  # noqa: E402
+from experiments.voice_normalisation_cv import variant_figures  # noqa: E402
 from preprocessing.audio import feature_names  # noqa: E402
 from preprocessing.audio_voice_encoder import voice_encoder_names  # noqa: E402
 from preprocessing.files import atomic_write_text  # noqa: E402
@@ -59,13 +59,7 @@ def main():
     folds = speaker_folds(speakers, FOLDS)
     results = {}
     for name, columns in blocks().items():
-        features, feature_copies = x[:, columns], copies[:, :, columns]
-        alone, with_copies = out_of_fold("one layer", features, feature_copies, labels, folds, seed=0)
-        results[name] = {"values": int(features.shape[1]),
-                         "logistic regression": corpus_uars(labels, logistic_out_of_fold(features, labels, folds),
-                                                            speakers),
-                         "voice network, clip alone": corpus_uars(labels, alone, speakers),
-                         "voice network, with the test-time copies": corpus_uars(labels, with_copies, speakers)}
+        results[name] = variant_figures(x[:, columns], copies[:, :, columns], labels, speakers, folds)
         print(name, json.dumps(results[name]), flush=True)
     record = {"what": __doc__.splitlines()[0], "git_commit": commit, "utterances": int(len(labels)),
               "speakers": int(len(set(speakers))), "folds": FOLDS,

@@ -91,6 +91,16 @@ def corpus_uars(labels, predicted, speakers):
     return {c: round(float(uar(labels[corpus == c], predicted[corpus == c])), 4) for c in CORPORA}
 
 
+def variant_figures(features, feature_copies, labels, speakers, folds):
+    """Out-of-fold UAR per corpus of one feature variant (n, d) with its copies (K, n, d): a logistic regression,
+    and the shipped voice's recipe (one layer) on the clip alone and with the test-time copies (dict)."""
+    alone, with_copies = out_of_fold("one layer", features, feature_copies, labels, folds, seed=0)
+    return {"values": int(features.shape[1]),
+            "logistic regression": corpus_uars(labels, logistic_out_of_fold(features, labels, folds), speakers),
+            "voice network, clip alone": corpus_uars(labels, alone, speakers),
+            "voice network, with the test-time copies": corpus_uars(labels, with_copies, speakers)}
+
+
 def main():
     if not STORE.is_file():
         sys.exit(f"{STORE}: run .venv/bin/emonet train experiments/voice_mlp_all.yaml first")
@@ -106,12 +116,7 @@ def main():
     }
     results = {}
     for name, (features, feature_copies) in variants.items():
-        alone, with_copies = out_of_fold("one layer", features, feature_copies, labels, folds, seed=0)
-        results[name] = {"values": int(features.shape[1]),
-                         "logistic regression": corpus_uars(labels, logistic_out_of_fold(features, labels, folds),
-                                                            speakers),
-                         "voice network, clip alone": corpus_uars(labels, alone, speakers),
-                         "voice network, with the test-time copies": corpus_uars(labels, with_copies, speakers)}
+        results[name] = variant_figures(features, feature_copies, labels, speakers, folds)
         print(name, json.dumps(results[name]), flush=True)
     record = {"what": "voice functionals normalised per utterance or per speaker, six speaker-disjoint folds of "
                       "all 52 speakers (voice_network_cv.py --every-speaker protocol, seed 0)",
