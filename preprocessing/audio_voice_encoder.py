@@ -3,12 +3,12 @@
 The encoder is the GE2E speaker-verification network of Resemblyzer (Jemine, 2019; Wan et al.,
 "Generalized end-to-end loss for speaker verification", 2018): three LSTM layers of 256 units over
 40-band mel power spectra (25 ms windows, 10 ms hop, 16 kHz), whose last state, through a linear
-layer, is a speaker embedding. It
-learned from thousands of speakers (LibriSpeech, VoxCeleb 1 and 2), so its hidden states describe
-a voice the way no corpus of 52 speakers can teach. Its weights (Apache License 2.0) ship in
-:data:`WEIGHTS` (``voice_encoder_ge2e.npz``, converted from the ``pretrained.pt`` of the PyPI wheel
-Resemblyzer 0.1.4 by ``experiments/convert_voice_encoder.py``; ``VOICE_ENCODER_NOTICE.txt``); the
-network runs here in NumPy, so extraction needs no deep-learning framework.
+layer, is a speaker embedding. It learned from thousands of speakers (LibriSpeech, VoxCeleb 1 and
+2), so its hidden states describe a voice the way no corpus of 52 speakers can teach. Its weights
+(Apache License 2.0) ship in :data:`WEIGHTS` (``voice_encoder_ge2e.npz``, converted from the
+``pretrained.pt`` of the PyPI wheel Resemblyzer 0.1.4 by ``experiments/convert_voice_encoder.py``;
+the licence and provenance in ``preprocessing/weights/``); the network runs here in NumPy, so
+extraction needs no deep-learning framework.
 
 Values, in vector order (:func:`voice_encoder_names`, 1,536): ``ge2e_lL_mean_KKK`` and
 ``ge2e_lL_std_KKK`` for layers L = 0, 1, 2: the mean and the standard deviation over the utterance
