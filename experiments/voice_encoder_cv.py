@@ -31,8 +31,7 @@ sys.path.insert(0, str(REPO))
 from emonet.experiment.rundir import git_commit  # noqa: E402
 from experiments.voice_network_cv import load_corpus, speaker_folds  # noqa: E402
 from experiments.voice_normalisation_cv import variant_figures  # noqa: E402
-from preprocessing.audio import feature_names  # noqa: E402
-from preprocessing.audio_voice_encoder import voice_encoder_names  # noqa: E402
+from preprocessing.audio import audio_block, feature_names  # noqa: E402
 from preprocessing.files import atomic_write_text  # noqa: E402
 
 MANIFEST = REPO / "runs" / "speech_corpus_all" / "manifest.csv"
@@ -43,9 +42,8 @@ FOLDS = 6
 
 def blocks():
     """{block name: column slice} of the audio vector."""
-    width, encoder = len(feature_names()), len(voice_encoder_names())
-    return {"functionals": slice(0, width - encoder), "voice encoder": slice(width - encoder, width),
-            "both": slice(0, width)}
+    return {name: slice(*audio_block(block))
+            for name, block in (("functionals", "functionals"), ("voice encoder", "voice_encoder"), ("both", "all"))}
 
 
 def main():

@@ -74,15 +74,12 @@ def reduce_audio(reducer, functionals, has_audio):
     functionals = np.asarray(functionals, np.float64)
     has_audio = np.asarray(has_audio, bool)
     expected = getattr(reducer, "n_features_in_", None)
-    first = getattr(reducer, "first_feature", 0)
-    if functionals.ndim == 2 and first and functionals.shape[1] >= first + expected:  # a block after the first
-        functionals = functionals[:, first:first + expected]
-    elif functionals.ndim == 2 and first and not has_audio.any():
-        functionals = np.zeros((len(functionals), expected))  # an older store's photos or silent clips: no audio
-    elif functionals.ndim == 2 and expected in EARLIER_WIDTHS and expected < functionals.shape[1]:
-        functionals = functionals[:, :expected]
-    elif functionals.ndim == 2 and expected is not None and functionals.shape[1] < expected and not has_audio.any():
-        functionals = np.zeros((len(functionals), expected))  # an older store's photos or silent clips: no audio
+    if functionals.ndim == 2 and expected is not None:
+        first, end = getattr(reducer, "first_feature", 0), audio_width_read(reducer)
+        if end <= functionals.shape[1] and (first or expected in EARLIER_WIDTHS):  # its block, or an older prefix
+            functionals = functionals[:, first:end]
+        elif functionals.shape[1] < end and not has_audio.any():
+            functionals = np.zeros((len(functionals), expected))  # an older store's photos or silent clips: no audio
     reduced = reducer.transform(functionals).astype(np.float32)
     reduced[~has_audio] = 0.0
     return reduced
