@@ -17,25 +17,34 @@ face fold
 and for each speaker fold
 
 3. the voice is the shipped voice's recipe (``voice_network_cv.train_fold``: one hidden layer,
-   speed copies 0.8-1.2x, a fixed 100 epochs) trained on every speaker of the speech corpus
-   (RAVDESS, EmoDB, URDU) except the held-out clips' speakers. Clips with a face are heard once,
-   as ``emonet predict`` hears them.
+   speed copies 0.8-1.2x, a fixed 100 epochs) reading the block of the audio vector the shipped
+   voice reads (``voice_mlp_all.yaml``'s ``model.audio_features``: the voice encoder's statistics),
+   trained on every speaker of the speech corpus (RAVDESS, EmoDB, URDU) except the held-out clips'
+   speakers. Clips with a face are heard once, as ``emonet predict`` hears them.
 
 Each clip's video prediction comes from the CNN that never saw its face and its voice prediction
 from the voice that never heard its speaker; fusion pools the two with emonet-base's video weight
 (fitted on Val_AFEW, which this never reads).
 
 Twins, fitted on the same folds: a linear SVM (and k-NN, MLP) on the same mean-pooled
-embeddings (face folds); a linear SVM (and k-NN, MLP) on the same functionals of the voice's
-training utterances (speaker folds); classical late fusion, the sum of the two linear SVMs'
-probabilities. No choice is made here; the face weight and fusion weight were fixed before (on
-Val_AFEW and the real clips).
+embeddings (face folds); on the speaker folds, the same baselines on the classical functionals
+(``voice_twins_functionals``) and on the very values the voice reads (``voice_twins_voice_encoder``);
+classical late fusion, the sum of the linear SVMs' probabilities on embeddings and functionals. No
+choice is made here; the face weight and fusion weight were fixed before (on Val_AFEW and the real
+clips).
+
+The video folds' per-clip predictions are kept in ``experiments/results/emonet_base_oof_video.npz``,
+so a new voice is measured again with ``--reuse-video`` in minutes, without the fold CNNs.
 
 Run:  .venv/bin/python experiments/emonet_base_oof.py   (~25 min per fold on 2 cores: the CNN cycles;
-      a fold whose CNN exists is not trained again; needs what experiments/emonet_base.py builds)
-Writes experiments/results/emonet_base_oof.json and prints a table.
+      a fold whose CNN exists is not trained again; needs what experiments/emonet_base.py builds and
+      runs/ferplus_faces_long-seed0)
+      [--reuse-video]  the video folds from emonet_base_oof_video.npz (~5 min)
+      [--voice-only]   the voice and its twins alone: emonet_base_oof_voice.json (~5 min)
+Writes experiments/results/emonet_base_oof.json (and the .npz) and prints a table.
 """
 
+import argparse
 import json
 import subprocess
 import sys
@@ -56,6 +65,7 @@ from emonet.inference.trained_run import TrainedRun  # noqa: E402
 from emonet.nn.experts import softmax_weights  # noqa: E402
 from emonet.training.base_model import fit_clip_expert, mean_embeddings  # noqa: E402
 from emonet.training.folds import group_folds, person_of  # noqa: E402
+from emonet.training.stages import audio_columns  # noqa: E402
 from experiments.emonet_base import FACE_WEIGHT  # noqa: E402
 from experiments.emonet_base_twins import twin_probabilities  # noqa: E402
 from experiments.video_experts import N_FRAMES, clip_frame_probabilities, softmax  # noqa: E402
@@ -67,6 +77,8 @@ RUNS = REPO / "runs"
 WORK = RUNS / "emonet_base_oof"
 FOOTAGE = RUNS / "composite_features.h5"
 FOLDS = 3
+VIDEO_RECORD = REPO / "experiments" / "results" / "emonet_base_oof_video.npz"
+VOICE_RECORD = REPO / "experiments" / "results" / "emonet_base_oof_voice.json"
 EMONET = [sys.executable, "-m", "emonet.cli"]
 
 
@@ -118,26 +130,20 @@ def twins(predicted, svm_proba, fit, test_x, held):
             svm_proba[held] = proba
 
 
-def main():
-    configure_logging()
-    started = time.time()
-    WORK.mkdir(parents=True, exist_ok=True)
-    base_parts = json.loads((REPO / "emonet" / "pretrained" / "emonet-base" / "parts.json").read_text())
-    video_weight = base_parts["fusion_video_weight"]
-    with FeatureStore(FOOTAGE) as store:
-        train = SplitTable(store, "train")
-        audio = audio_matrix(store, train.keys)
-    folds = group_folds([person_of(s) for s in train.subjects], FOLDS, seed=0)
-    speaker_fold = group_folds(train.speakers, FOLDS, seed=0)
-    runs = [fold_cnn(k, [key for key, f in zip(train.keys, folds) if f != k]) for k in range(FOLDS)]
-    speech = load_corpus(RUNS / "speech_corpus_all" / "manifest.csv", RUNS / "speech_features_all.h5")
-    y = train.labels
-    n = len(y)
-    face, clip, voice = np.zeros((n, 7)), np.zeros((n, 7)), np.zeros((n, 7))
-    video_svm, audio_svm = np.zeros((n, 7)), np.zeros((n, 7))
-    twin_pred = {"video": {}, "voice": {}}
-    voice_folds = []
-    for k, run_dir in enumerate(runs):  # video: face-subject folds
+def voice_block(width):
+    """(first, stop) columns of the speech vectors the shipped voice reads (``voice_mlp_all.yaml``'s
+    ``model.audio_features``), and those of the classical functionals, in vectors of ``width`` values."""
+    block = load_config(REPO / "experiments" / "voice_mlp_all.yaml").model.audio_features
+    store = RUNS / "speech_features_all.h5"
+    return block, audio_columns(block, width, store), audio_columns("functionals", width, store)
+
+
+def video_out_of_fold(train, folds, runs):
+    """Each clip's video predictions from the fold that never saw its face: {"face", "clip", "linear SVM"
+    probabilities (n, 7); "twins": {baseline: classes (n,)}}."""
+    n, y = len(train.labels), train.labels
+    face, clip, video_svm, twin_pred = np.zeros((n, 7)), np.zeros((n, 7)), np.zeros((n, 7)), {}
+    for k, run_dir in enumerate(runs):
         fit, held = folds != k, folds == k
         frames = TrainedRun(run_dir)
         head = softmax_weights(frames.model)
@@ -146,17 +152,89 @@ def main():
             face[held] = clip_frame_probabilities(frames, store, [key for key, h in zip(train.keys, held) if h], head)
         kernel, bias = fit_clip_expert(x[fit], y[fit])
         clip[held] = softmax(x[held] @ kernel + bias)
-        twins(twin_pred["video"], video_svm, (x[fit], y[fit]), x[held], held)
-    for k in range(FOLDS):  # voice: speaker folds
+        twins(twin_pred, video_svm, (x[fit], y[fit]), x[held], held)
+    return {"face": face, "clip": clip, "linear SVM": video_svm, "twins": twin_pred}
+
+
+def save_video(path, keys, folds, video):
+    """Write :func:`video_out_of_fold`'s predictions for clips ``keys`` to ``path`` (a plain ``.npz``)."""
+    arrays = {"keys": np.array(keys), "folds": folds, "face": video["face"], "clip": video["clip"],
+              "linear_svm": video["linear SVM"]}
+    arrays.update({f"twin:{name}": classes for name, classes in video["twins"].items()})
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as out:
+            np.savez_compressed(out, **arrays)
+
+
+def load_video(path, keys):
+    """:func:`save_video`'s predictions, refused unless they cover exactly the clips ``keys`` in order."""
+    with np.load(path, allow_pickle=False) as arrays:
+        if arrays["keys"].tolist() != list(keys):
+            raise SystemExit(f"{path}: its clips are not this store's Train_AFEW clips; run without --reuse-video")
+        return {"face": arrays["face"], "clip": arrays["clip"], "linear SVM": arrays["linear_svm"],
+                "twins": {name[5:]: arrays[name] for name in arrays.files if name.startswith("twin:")}}
+
+
+def voice_out_of_fold(train, audio, speaker_fold):
+    """Each clip's voice predictions from the fold that never heard its speaker: (voice probabilities (n, 7),
+    linear-SVM probabilities on the functionals (n, 7), {twin group: {baseline: classes (n,)}}, fold notes)."""
+    speech = load_corpus(RUNS / "speech_corpus_all" / "manifest.csv", RUNS / "speech_features_all.h5")
+    block, (first, stop), (f_first, f_stop) = voice_block(speech[0].shape[1])
+    read = (speech[0][:, first:stop], speech[1][:, :, first:stop], speech[2], speech[3])
+    n = len(train.labels)
+    voice, audio_svm, same_svm = np.zeros((n, 7)), np.zeros((n, 7)), np.zeros((n, 7))
+    twin_pred, notes = {"functionals": {}, block: {}}, []
+    for k in range(FOLDS):
         held = speaker_fold == k
         held_speakers = {s for s, h in zip(train.speakers, held) if h}
-        model, mean, std, keep = fold_voice(speech, held_speakers, seed=k)
-        voice[held] = np.asarray(model.predict(((audio[held] - mean) / std).astype(np.float32), verbose=0))
-        twins(twin_pred["voice"], audio_svm, (speech[0][keep], speech[2][keep]), audio[held], held)
-        voice_folds.append({"clips": int(held.sum()), "held_out_speakers": sorted(held_speakers),
-                            "training_utterances": int(keep.sum())})
+        model, mean, std, keep = fold_voice(read, held_speakers, seed=k)
+        x = audio[held][:, first:stop]
+        voice[held] = np.asarray(model.predict(((x - mean) / std).astype(np.float32), verbose=0))
+        twins(twin_pred["functionals"], audio_svm, (speech[0][keep][:, f_first:f_stop], speech[2][keep]),
+              audio[held][:, f_first:f_stop], held)
+        twins(twin_pred[block], same_svm, (read[0][keep], read[2][keep]), x, held)
+        notes.append({"clips": int(held.sum()), "held_out_speakers": sorted(held_speakers),
+                      "training_utterances": int(keep.sum())})
         print(f"speaker fold {k}: {held.sum()} clips, voice trained on {keep.sum()} utterances without "
               f"{', '.join(sorted(held_speakers))}", flush=True)
+    return voice, audio_svm, twin_pred, {"reads": block, "columns": [first, stop], "speaker_folds": notes}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reuse-video", action="store_true",
+                        help=f"read the video folds' predictions from {VIDEO_RECORD.name} instead of the fold CNNs")
+    parser.add_argument("--voice-only", action="store_true",
+                        help=f"the voice against its twins only (no CNN needed): writes {VOICE_RECORD.name}")
+    args = parser.parse_args()
+    configure_logging()
+    started = time.time()
+    WORK.mkdir(parents=True, exist_ok=True)
+    base_parts = json.loads((REPO / "emonet" / "pretrained" / "emonet-base" / "parts.json").read_text())
+    video_weight = base_parts["fusion_video_weight"]
+    with FeatureStore(FOOTAGE) as store:
+        train = SplitTable(store, "train")
+        audio = audio_matrix(store, train.keys)
+    y = train.labels
+    folds = group_folds([person_of(s) for s in train.subjects], FOLDS, seed=0)
+    speaker_fold = group_folds(train.speakers, FOLDS, seed=0)
+    voice, audio_svm, voice_twins, voice_notes = voice_out_of_fold(train, audio, speaker_fold)
+    twin_uars = {f"voice_twins_{group}": {k: round(float(uar(y, p)), 4) for k, p in pred.items()}
+                 for group, pred in voice_twins.items()}
+    record = {"what": __doc__.splitlines()[0], "clips": int(len(y)), "folds": FOLDS, "voice": voice_notes}
+    if args.voice_only:
+        record.update({"what": record["what"] + " The voice only (--voice-only).",
+                       "uar": {"emonet: voice": round(float(uar(y, voice.argmax(1))), 4)}, **twin_uars,
+                       "seconds": round(time.time() - started)})
+        report(record, VOICE_RECORD)
+        return
+    if args.reuse_video:
+        video_parts, runs = load_video(VIDEO_RECORD, train.keys), None
+    else:
+        runs = [fold_cnn(k, [key for key, f in zip(train.keys, folds) if f != k]) for k in range(FOLDS)]
+        video_parts = video_out_of_fold(train, folds, runs)
+        save_video(VIDEO_RECORD, train.keys, folds, video_parts)
+    face, clip = video_parts["face"], video_parts["clip"]
     has_face, has_audio = train.n_frames > 0, train.has_audio
     video = np.where(has_face[:, None], FACE_WEIGHT * face + (1 - FACE_WEIGHT) * clip, 1 / 7)
     both = has_face & has_audio
@@ -164,19 +242,24 @@ def main():
                      np.where(has_face[:, None], video, voice))
     readers = {"emonet: video branch (pool 0.25 face + 0.75 clip)": video, "emonet: face expert": face,
                "emonet: clip expert": clip, "emonet: voice": voice, "emonet: fusion": fused,
-               "classical late fusion (two linear SVMs)": video_svm + audio_svm}
-    record = {"what": __doc__.splitlines()[0], "clips": int(n), "folds": FOLDS, "face_weight": FACE_WEIGHT,
-              "fusion_video_weight": video_weight, "fold_runs": [str(r.relative_to(REPO)) for r in runs],
-              "face_fold_clips": np.bincount(folds).tolist(), "speaker_folds": voice_folds,
-              "uar": {name: round(float(uar(y, p.argmax(1))), 4) for name, p in readers.items()},
-              "video_twins_mean_pooled_embeddings": {k: round(float(uar(y, p)), 4) for k, p in twin_pred["video"].items()},
-              "voice_twins_functionals": {k: round(float(uar(y, p)), 4) for k, p in twin_pred["voice"].items()},
-              "seconds": round(time.time() - started)}
-    target = REPO / "experiments" / "results" / "emonet_base_oof.json"
+               "classical late fusion (two linear SVMs)": video_parts["linear SVM"] + audio_svm}
+    record.update({
+        "face_weight": FACE_WEIGHT, "fusion_video_weight": video_weight,
+        "fold_runs": [str(r.relative_to(REPO)) for r in runs] if runs else f"from {VIDEO_RECORD.name}",
+        "face_fold_clips": np.bincount(folds).tolist(),
+        "uar": {name: round(float(uar(y, p.argmax(1))), 4) for name, p in readers.items()},
+        "video_twins_mean_pooled_embeddings": {k: round(float(uar(y, p)), 4)
+                                               for k, p in video_parts["twins"].items()},
+        **twin_uars, "seconds": round(time.time() - started)})
+    report(record, REPO / "experiments" / "results" / "emonet_base_oof.json")
+
+
+def report(record, target):
+    """Write ``record`` to ``target`` and print its figures."""
     atomic_write_text(target, json.dumps(record, indent=2) + "\n")
     for name, value in record["uar"].items():
         print(f"{name:52s} {100 * value:5.1f}%")
-    for group in ("video_twins_mean_pooled_embeddings", "voice_twins_functionals"):
+    for group in [key for key in record if "_twins_" in key]:
         print(group, {k: f"{100 * v:.1f}%" for k, v in record[group].items()})
     print(f"-> {target}")
 

@@ -6,10 +6,12 @@ On the 175 Val_AFEW clips (faces and speakers none of these models trained on), 
   classical baselines (majority, k-NN, MLP, linear SVM; :mod:`emonet.evaluation.baselines`) on the
   clips' **mean-pooled embeddings of the same frame CNN**, fitted on the 560 Train_AFEW clips;
 - the **voice** of the held-out recipe (`runs/voice_mlp-seed0`: the one that fits the fusion weight and
-  never heard Val_AFEW's speakers) against the same baselines on **the same 1,825 functionals**, fitted
-  on that recipe's training speakers (the speech corpus's `train` split);
-- **emonet-base** (video and voice pooled; the shipped voice heard Val_AFEW's speakers, but weighs 2%)
-  against **classical late fusion**: the mean of the two linear SVMs' probabilities.
+  never heard Val_AFEW's speakers) against the same baselines on the classical **functionals** and on
+  **the values the voice reads** (its run's `model.audio_features`: the voice encoder's statistics
+  since session 14), fitted on that recipe's training speakers (the speech corpus's `train` split);
+- **emonet-base** (video and voice pooled; the shipped voice heard Val_AFEW's speakers and weighs
+  16%) against **classical late fusion**: the mean of the linear SVMs' probabilities on embeddings
+  and functionals.
 
 Val_AFEW is not untouched: it fitted emonet-base's fusion weight and, with the real clips, chose its
 face weight (MODEL_CARD.md), so the branches' figures here saw those choices; the twins saw none.
@@ -33,6 +35,7 @@ from emonet.evaluation.baselines import fit_baselines, full_probabilities  # noq
 from emonet.evaluation.metrics import classification_report, uar  # noqa: E402
 from emonet.features.tables import SplitTable, audio_matrix  # noqa: E402
 from emonet.inference.trained_run import TrainedRun  # noqa: E402
+from preprocessing.audio import audio_block  # noqa: E402
 from preprocessing.files import atomic_write_text  # noqa: E402
 from preprocessing.store import FeatureStore  # noqa: E402
 
@@ -74,12 +77,17 @@ def main():
         "emonet-base (pooled)": base.predict(val_emb, val_audio, val.has_audio),
     }
     video_twins, video_svm = twin_rows(pooled(train_emb), train.labels, pooled(val_emb), y)
-    audio_twins, audio_svm = twin_rows(speech_audio, speech_train.labels, val_audio, y)
+    first, stop = audio_block("functionals")
+    audio_twins, audio_svm = twin_rows(speech_audio[:, first:stop], speech_train.labels, val_audio[:, first:stop], y)
+    block = voice.config.model.audio_features
+    first, stop = audio_block(block) if block != "all" else (0, speech_audio.shape[1])
+    same_twins, _ = twin_rows(speech_audio[:, first:stop], speech_train.labels, val_audio[:, first:stop], y)
     record = {
         "what": __doc__.splitlines()[0], "clips": int(len(y)),
         "emonet": {name: round(float(uar(y, p.argmax(axis=1))), 4) for name, p in branch.items()},
         "video_twins_mean_pooled_embeddings": video_twins,
         "voice_twins_functionals": audio_twins,
+        f"voice_twins_{block}": same_twins,
         "classical_late_fusion_linear_svms": round(float(uar(y, (video_svm + audio_svm).argmax(axis=1))), 4),
         "twins_fitted_on": {"video": f"{len(train.keys)} Train_AFEW clips",
                             "voice": f"{len(speech_train.keys)} utterances of the speech corpus's train speakers"},
@@ -88,7 +96,7 @@ def main():
     atomic_write_text(target, json.dumps(record, indent=2) + "\n")
     for name, value in record["emonet"].items():
         print(f"{name:45s} {100 * value:5.1f}%")
-    for group in ("video_twins_mean_pooled_embeddings", "voice_twins_functionals"):
+    for group in [key for key in record if "_twins_" in key]:
         print(group, {k: f"{100 * v:.1f}%" for k, v in record[group].items()})
     print(f"classical late fusion (two linear SVMs)        {100 * record['classical_late_fusion_linear_svms']:5.1f}%")
     print(f"-> {target}")

@@ -151,10 +151,11 @@ class StoreWriter:
             diff = sorted(k for k in set(stored) | set(self.params) if stored.get(k) != self.params.get(k))
             detail = ", ".join(f"{k}: store has {stored.get(k)!r}, requested {self.params.get(k)!r}" for k in diff)
             raise StoreError(f"{self.path}: store was built with other extraction parameters ({detail}); "
-                             f"use another --out file or the same parameters")
+                             f"extract to a new file (another --out, or data.store in a config) or use the same parameters")
         if self.audio_width is not None and stored_width not in (None, self.audio_width):
             raise StoreError(f"{self.path}: store holds {stored_width} audio functionals per clip, this version "
-                             f"computes {self.audio_width} (an older EmoNet built it); use another --out file")
+                             f"computes {self.audio_width} (an older EmoNet built it); extract to a new file (another --out, "
+                             f"or data.store in a config)")
 
     def _create(self, versions, audio_feature_names):
         with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as f:
