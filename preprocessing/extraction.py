@@ -161,7 +161,7 @@ def extract_clip(path, params, *, detector=None, face_crop=False, row_offset=Non
         duration, has_video, has_audio, audio_silent, face_rate, source_fps,
         width, height, rotation, n_frames.
     notes : list of str
-        One-line remarks (e.g. "no audio stream: stored a silent audio vector", "cut short: <file>: ...").
+        One-line remarks (e.g. "no audio stream (video-only file): video only", "cut short: <file>: ...").
 
     Raises
     ------
@@ -283,10 +283,10 @@ def extract_arrays(frames, y, params, *, fps=FPS, sample_rate=SAMPLE_RATE, detec
 
 
 #: Notes for a missing stream (video, audio), by where the clip came from.
-_ABSENT_NOTES = {"file": ("no video stream (audio-only file): stored audio features only",
-                          "no audio stream (video-only file): stored a silent audio vector"),
-                 "arrays": ("no frames given: stored audio features only",
-                            "no audio given: stored a silent audio vector")}
+_ABSENT_NOTES = {"file": ("no video stream (audio-only file): audio only",
+                          "no audio stream (video-only file): video only"),
+                 "arrays": ("no frames given: audio only",
+                            "no audio given: video only")}
 
 
 def _stream_features(frames, index, y, params, *, detector, duration, source, origin, notes=()):
@@ -307,7 +307,7 @@ def _stream_features(frames, index, y, params, *, detector, duration, source, or
         n_video = int(index[-1]) + 1
         face_rate = float(track.found.mean())
         if face_rate == 0:
-            notes.append("no face found in any frame: stored centre crops")
+            notes.append("no face found in any frame: centre crops instead")
     else:
         notes.append(_ABSENT_NOTES[origin][0])
         empty = np.zeros((0, size, size, 3), np.uint8)
@@ -330,7 +330,7 @@ def _stream_features(frames, index, y, params, *, detector, duration, source, or
     n_audio_frames = n_video or int(round(duration * FPS))
     if silent:
         if has_audio:
-            notes.append("silent audio track: stored a silent audio vector")
+            notes.append("silent audio track: read as no audio")
         arrays["audio_functionals"] = audio.silent_functionals(n_mfcc=params.n_mfcc)
         arrays["mfcc"] = np.zeros((n_audio_frames, params.n_mfcc), np.float32)
     else:
