@@ -227,14 +227,13 @@ def assemble_base_model(recipe, out_dir):
                       if recipe.photo_store else None)
         video_branch = build_video_experts(face_head, clip_head, n_frames=recipe.n_frames, alpha=recipe.face_weight,
                                            still_bias=still_bias)
-        fusion_embeddings = frames.store_embeddings(store, fusion.keys)
-        fusion_audio = audio_matrix(store, fusion.keys)
+        fusion_clips = FusionClips.read(frames, store, fusion)
     record = {"recipe": dataclasses.asdict(recipe),
               "photo_prior_bias": None if still_bias is None else dict(zip(CLASSES, map(float, still_bias)))}
     config = base_config(frames.run.config, voice.run.config, recipe.footage_store, n_frames=recipe.n_frames,
                          still_views=recipe.still_views)
-    return fuse_and_write(video_branch, voice, recipe, fusion, fusion_embeddings, fusion_audio, config,
-                          frames.run.frame_encoder_path, out_dir, record)
+    return fuse_and_write(video_branch, voice, recipe, fusion_clips, config, frames.run.frame_encoder_path, out_dir,
+                          record)
 
 
 def replace_base_voice(base_dir, recipe, out_dir):
@@ -253,9 +252,7 @@ def replace_base_voice(base_dir, recipe, out_dir):
         raise ConfigError(f"{base_dir}: not an emonet-base model folder (mode {base.mode})")
     video_branch = load_model(base.model_path, compile=False).get_layer("video_branch")
     with FeatureStore(recipe.footage_store) as store:
-        fusion = SplitTable(store, recipe.fusion_split)
-        fusion_embeddings = base.store_embeddings(store, fusion.keys)
-        fusion_audio = audio_matrix(store, fusion.keys)
+        fusion_clips = FusionClips.read(base, store, SplitTable(store, recipe.fusion_split))
     old = base.run.read_json(base.run.path / "parts.json")
     old_recipe = dict(old.get("recipe", {}))
     for field in ("voice_run", "fusion_voice_run", "footage_store", "fusion_split"):
@@ -267,8 +264,8 @@ def replace_base_voice(base_dir, recipe, out_dir):
               "video_from": {**origin, "fusion_video_weight_before": old.get("fusion_video_weight")}}
     config = base_config(base.run.config, voice.run.config, recipe.footage_store,
                          n_frames=base.run.config.model.n_frames, still_views=base.run.config.model.still_views)
-    return fuse_and_write(video_branch, voice, recipe, fusion, fusion_embeddings, fusion_audio, config,
-                          base.run.frame_encoder_path, out_dir, record)
+    return fuse_and_write(video_branch, voice, recipe, fusion_clips, config, base.run.frame_encoder_path, out_dir,
+                          record)
 
 
 def check_voice(voice_run):
@@ -279,13 +276,28 @@ def check_voice(voice_run):
     return voice
 
 
-def fuse_and_write(video_branch, voice, recipe, fusion, fusion_embeddings, fusion_audio, config, frame_encoder_path,
-                   out_dir, record):
-    """Fit the fusion weight on the fusion split, write the run folder ``out_dir``; returns ``record`` completed."""
+@dataclasses.dataclass(frozen=True)
+class FusionClips:
+    """The clips that fit the fusion weight: their split table, per-clip frame embeddings ((T, E) float32 each,
+    from the model's frame CNN) and audio vectors ((n, D) float64)."""
+
+    table: SplitTable
+    embeddings: list
+    audio: np.ndarray
+
+    @classmethod
+    def read(cls, frames, store, table):
+        """The clips of ``table`` in ``store``, embedded by the frame CNN of TrainedRun ``frames``."""
+        return cls(table, frames.store_embeddings(store, table.keys), audio_matrix(store, table.keys))
+
+
+def fuse_and_write(video_branch, voice, recipe, clips, config, frame_encoder_path, out_dir, record):
+    """Fit the fusion weight on FusionClips ``clips``, write the run folder ``out_dir``; returns ``record`` completed."""
+    fusion = clips.table
     audio_branch = load_model(voice.model_path, compile=False)
-    p_video = np.asarray(video_branch.predict(frames_inputs(fusion_embeddings, config.model.n_frames), verbose=0))
+    p_video = np.asarray(video_branch.predict(frames_inputs(clips.embeddings, config.model.n_frames), verbose=0))
     fitting_run, fitting_branch = fusion_voice(recipe, voice, audio_branch)
-    p_audio = np.asarray(fitting_branch.predict(fitting_run.reduce_audio(fusion_audio, fusion.has_audio), verbose=0))
+    p_audio = np.asarray(fitting_branch.predict(fitting_run.reduce_audio(clips.audio, fusion.has_audio), verbose=0))
     both = fusion.has_audio & (fusion.n_frames > 0)
     alpha = fit_pool_weight(p_video[both], p_audio[both], fusion.labels[both],
                             sample_weight=class_balance_weights(fusion.labels[both]))
