@@ -161,7 +161,7 @@ def extract_clip(path, params, *, detector=None, face_crop=False, row_offset=Non
         duration, has_video, has_audio, audio_silent, face_rate, source_fps,
         width, height, rotation, n_frames.
     notes : list of str
-        One-line remarks (e.g. "no audio stream (video-only file): video only", "cut short: <file>: ...").
+        One-line remarks (e.g. "no audio stream (video-only file)", "cut short: <file>: ...").
 
     Raises
     ------
@@ -283,10 +283,10 @@ def extract_arrays(frames, y, params, *, fps=FPS, sample_rate=SAMPLE_RATE, detec
 
 
 #: Notes for a missing stream (video, audio), by where the clip came from.
-_ABSENT_NOTES = {"file": ("no video stream (audio-only file): audio only",
-                          "no audio stream (video-only file): video only"),
-                 "arrays": ("no frames given: audio only",
-                            "no audio given: video only")}
+_ABSENT_NOTES = {"file": ("no video stream (audio-only file)",
+                          "no audio stream (video-only file)"),
+                 "arrays": ("no frames given (audio only)",
+                            "no audio given (video only)")}
 
 
 def _stream_features(frames, index, y, params, *, detector, duration, source, origin, notes=()):
