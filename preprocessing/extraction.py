@@ -24,7 +24,7 @@ import numpy as np
 
 from . import audio, av_decode, defaults, faces, images, media
 from .audio_augment import check_speeds, speed_functionals
-from .constants import CLASSES, FPS, N_MFCC, SAMPLE_RATE
+from .constants import AUDIO_SUFFIXES, CLASSES, FPS, N_MFCC, SAMPLE_RATE
 from .errors import ConfigError, EmonetError, one_line
 from .face_corpora import read_fer2013_face
 from .store import ClipFeatures, clip_key
@@ -179,7 +179,8 @@ def extract_clip(path, params, *, detector=None, face_crop=False, row_offset=Non
     source = {"source_fps": float(info.fps or 0.0), "width": info.width, "height": info.height,
               "rotation": info.rotation}
     return _stream_features(clip.frames, clip.index, clip.audio, params, detector=detector, duration=info.duration,
-                            source=source, origin="file", notes=cut_notes)
+                            source=source, notes=cut_notes,
+                            origin="audio file" if str(path).lower().endswith(AUDIO_SUFFIXES) else "file")
 
 
 def check_arrays(frames, y, *, fps=FPS, sample_rate=SAMPLE_RATE):
@@ -282,9 +283,10 @@ def extract_arrays(frames, y, params, *, fps=FPS, sample_rate=SAMPLE_RATE, detec
                             origin="arrays")
 
 
-#: Notes for a missing stream (video, audio), by where the clip came from.
+#: Notes for a missing stream (video, audio), by where the clip came from (None: expected, no note).
 _ABSENT_NOTES = {"file": ("no video stream (audio-only file)",
                           "no audio stream (video-only file)"),
+                 "audio file": (None, "no audio stream"),
                  "arrays": ("no frames given (audio only)",
                             "no audio given (video only)")}
 
@@ -309,7 +311,7 @@ def _stream_features(frames, index, y, params, *, detector, duration, source, or
         if face_rate == 0:
             notes.append("no face found in any frame: centre crops instead")
     else:
-        notes.append(_ABSENT_NOTES[origin][0])
+        notes += [_ABSENT_NOTES[origin][0]] if _ABSENT_NOTES[origin][0] else []
         empty = np.zeros((0, size, size, 3), np.uint8)
         arrays.update(faces=empty, face_found=np.zeros(0, bool), face_boxes=np.zeros((0, 4), np.float32),
                       frame_index=np.zeros(0, np.int32))

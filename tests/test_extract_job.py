@@ -26,6 +26,7 @@ GOOD = {  # relpath -> make_clip kwargs
     "Train_AFEW/Sad/s_30fps.avi": {"fps": 30, "seconds": 2.4, "vcodec": "mpeg4", "acodec": "pcm_s16le"},
     "Train_AFEW/Fear/vidéo_sans_son.mp4": {"audio": False, "seconds": 1.2},
     "Train_AFEW/Neutral/speech_only.wav": {"video": False, "acodec": "pcm_s16le", "seconds": 1.0},
+    "Train_AFEW/Sad/sound_only.mkv": {"video": False, "seconds": 1.0},
     "Val_AFEW/Surprise/v.mov": {"seconds": 1.0, "size": "320x240"},
 }
 
@@ -125,7 +126,9 @@ def test_audio_only_and_video_only_are_flagged_not_failed(extracted):
         assert speech["has_video"] == 0 and store.clip("Train_AFEW|Neutral|speech_only.wav")["faces"].shape[0] == 0
         assert speech["label"] == "Neutral" and speech["split"] == "train"
     assert any("vidéo_sans_son.mp4" in m and "no audio stream" in m for m in messages)
-    assert any("speech_only.wav" in m and "no video stream" in m for m in messages)
+    # a sound file has no picture by nature: no note for it (a speech corpus would get one per file)
+    assert not any("speech_only.wav" in m for m in messages)
+    assert any("sound_only.mkv" in m and "no video stream (audio-only file)" in m for m in messages)
 
 
 def test_rerun_skips_done_and_retries_failures(extracted, dataset):
