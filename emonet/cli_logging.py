@@ -1,6 +1,7 @@
 """The command's messages: the library's log records (INFO and up) as plain lines on stderr."""
 
 import logging
+import os
 import sys
 
 #: Loggers of the library whose messages the command shows on stderr.
@@ -24,7 +25,14 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def configure_logging():
-    """Show the library's progress messages (INFO and above) on stderr, once per process."""
+    """Show the library's progress messages (INFO and above) on stderr, once per process.
+
+    TensorFlow's own Python warnings (e.g. "triggered tf.function retracing", a performance hint
+    ``emonet evaluate`` gets when it scores several models) are held to ERROR while its C++ log
+    is (``TF_CPP_MIN_LOG_LEVEL`` 2 or more, the command's default): ``TF_CPP_MIN_LOG_LEVEL=0`` shows both.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("2", "3"):
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     for name in LIBRARY_LOGGERS:
         library = logging.getLogger(name)
         library.setLevel(logging.INFO)

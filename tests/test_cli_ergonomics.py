@@ -112,6 +112,19 @@ def test_predict_prints_no_tensorflow_start_up_lines_and_names_the_device():
     assert "1001_DFA_HAP_XX.flv" in done.stdout
 
 
+def test_tensorflow_python_warnings_follow_the_native_log_level():
+    """The command holds TensorFlow's Python warnings (retracing hints) back as it does its C++ log, and shows
+    them again when the user asks for TensorFlow's log (TF_CPP_MIN_LOG_LEVEL=0)."""
+    probe = ("import logging; from emonet.cli_logging import configure_logging; configure_logging(); "
+             "import tensorflow as tf; tf.get_logger().warning('retracing hint'); "
+             "print(logging.getLogger('tensorflow').getEffectiveLevel())")
+    for level, shown in (("3", False), ("0", True)):
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": level})
+        assert done.returncode == 0, done.stderr
+        assert ("retracing hint" in done.stderr) is shown, (level, done.stderr)
+
+
 # --------------------------------------------------------------------------- the same fields in JSON and CSV
 
 
