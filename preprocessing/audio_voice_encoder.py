@@ -44,6 +44,7 @@ MEL_WINDOW = 400      # 25 ms at 16 kHz
 MEL_HOP = 160         # 10 ms
 TRIM_TOP_DB = 35.0
 TARGET_DBFS = -30.0
+BLOCK_FRAMES = 1000   # frames the LSTM reads per block (10 s): bounds the hidden states held at once
 
 
 def voice_encoder_names():
@@ -92,26 +93,33 @@ def _layer_arrays(layer):
             np.ascontiguousarray(weights[f"lstm.weight_hh_l{layer}"][order].T), bias[order])
 
 
-def lstm_layers(frames):
-    """Hidden states of the three LSTM layers for a batch of sequences.
+def lstm_layers(frames, states=None):
+    """Hidden states of the three LSTM layers for a batch of sequences, from ``states`` (zeros if None).
 
     Parameters
     ----------
     frames : np.ndarray [shape=(batch, T, 40), dtype=float32]
         Mel power frames (:func:`mel_power`).
+    states : list of 3 (h, c), optional
+        Each layer's state before the first frame, (batch, 256) float32 each: the state a previous
+        block of the same sequences ended in (the ``states`` of its call).
 
     Returns
     -------
-    list of 3 np.ndarray [shape=(batch, T, 256), dtype=float32]
+    hidden : list of 3 np.ndarray [shape=(batch, T, 256), dtype=float32]
         Each layer's hidden state at every frame (the input of the next layer).
+    states : list of 3 (h, c)
+        Each layer's state after the last frame.
     """
-    inputs, states = np.asarray(frames, np.float32), []
+    inputs, hidden_states, end_states = np.asarray(frames, np.float32), [], []
     batch, steps = inputs.shape[:2]
     for layer in range(LAYERS):
         kernel, recurrent, bias = _layer_arrays(layer)
         projected = inputs @ kernel + bias                                   # (batch, T, 1024)
-        h = np.zeros((batch, UNITS), np.float32)
-        c = np.zeros((batch, UNITS), np.float32)
+        if states is None:
+            h, c = np.zeros((batch, UNITS), np.float32), np.zeros((batch, UNITS), np.float32)
+        else:
+            h, c = states[layer][0], states[layer][1].copy()
         gates = np.empty((batch, 4 * UNITS), np.float32)
         hidden = np.empty((batch, steps, UNITS), np.float32)
         for t in range(steps):
@@ -126,13 +134,18 @@ def lstm_layers(frames):
             c += gates[:, :UNITS] * cell
             h = gates[:, 2 * UNITS:3 * UNITS] * np.tanh(c)
             hidden[:, t] = h
-        states.append(hidden)
+        hidden_states.append(hidden)
+        end_states.append((h, c))
         inputs = hidden
-    return states
+    return hidden_states, end_states
 
 
 def voice_encoder_statistics(y):
     """The 1,536 values of :func:`voice_encoder_names` for one utterance.
+
+    The utterance is read as one sequence, :data:`BLOCK_FRAMES` frames (10 s) at a time, each block
+    starting from the state the one before ended in: the same values as one pass, in memory that
+    does not grow with the utterance's length (one pass over an hour held 5 GiB of hidden states).
 
     Parameters
     ----------
@@ -146,7 +159,13 @@ def voice_encoder_statistics(y):
         Per layer the mean and the standard deviation of each hidden unit (in (-1, 1) and [0, 1)).
     """
     mel = mel_power(prepared_signal(y))
-    stats = []
-    for hidden in lstm_layers(mel[None]):
-        stats += [hidden[0].mean(axis=0), hidden[0].std(axis=0)]
-    return np.concatenate(stats).astype(np.float64)
+    sums, squares = np.zeros((LAYERS, UNITS)), np.zeros((LAYERS, UNITS))
+    states = None
+    for start in range(0, len(mel), BLOCK_FRAMES):
+        hidden, states = lstm_layers(mel[None, start:start + BLOCK_FRAMES], states)
+        for layer, values in enumerate(hidden):
+            sums[layer] += values[0].sum(axis=0, dtype=np.float64)
+            squares[layer] += np.square(values[0], dtype=np.float64).sum(axis=0)
+    mean = sums / len(mel)
+    std = np.sqrt(np.maximum(squares / len(mel) - mean ** 2, 0.0))
+    return np.concatenate([part for layer in range(LAYERS) for part in (mean[layer], std[layer])])

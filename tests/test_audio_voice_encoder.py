@@ -55,9 +55,29 @@ def test_the_numpy_lstm_equals_keras_lstm_layers_given_the_same_weights():
         lstm.set_weights([arrays[f"lstm.weight_ih_l{layer}"].T, arrays[f"lstm.weight_hh_l{layer}"].T,
                           arrays[f"lstm.bias_ih_l{layer}"] + arrays[f"lstm.bias_hh_l{layer}"]])
     expected = keras.Model(inputs, outputs).predict(frames, verbose=0)
-    for ours, theirs in zip(lstm_layers(frames), expected):
+    for ours, theirs in zip(lstm_layers(frames)[0], expected):
         assert ours.shape == (2, 37, UNITS)
         np.testing.assert_allclose(ours, theirs, atol=2e-5)
+
+
+def test_blocks_of_a_sequence_continue_from_the_state_the_last_ended_in(monkeypatch):
+    """A long utterance is read in blocks: the hidden states and the statistics equal those of one pass."""
+    import preprocessing.audio_voice_encoder as encoder
+    frames = np.random.default_rng(1).gamma(1.0, 0.05, size=(1, 50, MEL_BANDS)).astype(np.float32)
+    whole, _ = lstm_layers(frames)
+    first, states = lstm_layers(frames[:, :23])
+    rest, _ = lstm_layers(frames[:, 23:], states)
+    for layer in range(LAYERS):
+        np.testing.assert_allclose(np.concatenate([first[layer], rest[layer]], axis=1), whole[layer], atol=1e-6)
+    y = speech()
+    steps = len(encoder.mel_power(encoder.prepared_signal(y)))
+    one_pass = voice_encoder_statistics(y)
+    monkeypatch.setattr(encoder, "BLOCK_FRAMES", 17)
+    assert steps > 5 * 17
+    np.testing.assert_allclose(voice_encoder_statistics(y), one_pass, atol=1e-6)
+    hidden, _ = lstm_layers(encoder.mel_power(encoder.prepared_signal(y))[None])
+    direct = np.concatenate([part for h in hidden for part in (h[0].mean(axis=0), h[0].std(axis=0))])
+    np.testing.assert_allclose(one_pass, direct, atol=1e-5)
 
 
 def test_statistics_of_real_speech_are_named_finite_and_bounded():
