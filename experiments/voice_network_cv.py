@@ -23,7 +23,10 @@ trained on all 52 speakers). All 1,730 utterances, test speakers included, in si
 the one-layer network only: each fold trains on about 43 speakers (15 of RAVDESS's 18), so the
 out-of-fold UAR says what the same recipe does on unseen speakers with (almost) the refit's data.
 No choice is made on it. It reads the block of the audio vector ``voice_mlp_all.yaml`` names
-(``model.audio_features``: the voice encoder's statistics since session 14).
+(``model.audio_features``: the voice encoder's statistics since session 14). Since session 15 it
+also fits the temperature of the clip-alone probabilities on these out-of-fold predictions
+(:func:`emonet.training.calibration.fit_temperature`; ``calibration`` in the record): the one
+emonet-base's voices are tempered by (``VOICE_TEMPERATURE`` in ``experiments/emonet_base.py``).
 
 Run:  .venv/bin/python experiments/voice_network_cv.py [--every-speaker] [--seed N]   (~15 min on 2 cores; needs
       the store ``runs/speech_features_speed.h5`` that ``emonet train experiments/voice_speed.yaml``
@@ -48,6 +51,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from emonet.evaluation.metrics import uar  # noqa: E402
 from emonet.experiment.config import load_config  # noqa: E402
 from emonet.training.clip_model import regularise, sample_speed_copies  # noqa: E402
+from emonet.training.calibration import fit_temperature, tempered  # noqa: E402
 from emonet.training.stages import audio_columns  # noqa: E402
 from experiments.speech_corpus import speaker_split  # noqa: E402
 from preprocessing.constants import CLASSES  # noqa: E402
@@ -120,7 +124,13 @@ def train_fold(network, x, speeds, y, seed):
 def out_of_fold(network, features, speeds, labels, folds, *, seed=0):
     """Predicted class per clip (n,), each from the model that never heard its speaker: of the clip alone, and
     of the mean probabilities over the clip and its K speed copies (``model.test_audio_speeds``)."""
-    predicted, averaged = np.zeros(len(labels), int), np.zeros(len(labels), int)
+    alone, averaged = out_of_fold_probabilities(network, features, speeds, labels, folds, seed=seed)
+    return alone.argmax(axis=1), averaged.argmax(axis=1)
+
+
+def out_of_fold_probabilities(network, features, speeds, labels, folds, *, seed=0):
+    """:func:`out_of_fold`'s probabilities, (n, 7) each: of the clip alone, and averaged over it and its copies."""
+    alone, averaged = np.zeros((len(labels), len(CLASSES))), np.zeros((len(labels), len(CLASSES)))
     for k in range(folds.max() + 1):
         train, test = folds != k, folds == k
         mean, std = features[train].mean(axis=0), features[train].std(axis=0) + 1e-6
@@ -128,9 +138,24 @@ def out_of_fold(network, features, speeds, labels, folds, *, seed=0):
                            labels[train], seed=k + 100 * seed)
         proba = [np.asarray(model.predict(((x[test] - mean) / std).astype(np.float32), verbose=0))
                  for x in (features, *speeds)]
-        predicted[test] = proba[0].argmax(axis=1)
-        averaged[test] = np.mean(proba, axis=0).argmax(axis=1)
-    return predicted, averaged
+        alone[test] = proba[0]
+        averaged[test] = np.mean(proba, axis=0)
+    return alone, averaged
+
+
+def calibration_figures(probabilities, labels, temperature):
+    """Accuracy, mean confidence, log-loss (nats) and expected calibration error (10 bins of confidence) of
+    ``probabilities`` (n, 7) as they are and tempered by ``temperature``."""
+    rows, figures = np.arange(len(labels)), {"accuracy": round(float(np.mean(probabilities.argmax(1) == labels)), 4)}
+    for name, p in (("as trained", probabilities), ("tempered", tempered(probabilities, temperature))):
+        confidence, right = p.max(axis=1), p.argmax(axis=1) == labels
+        bins = np.minimum((confidence * 10).astype(int), 9)
+        ece = sum(abs(right[bins == b].mean() - confidence[bins == b].mean()) * np.mean(bins == b)
+                  for b in range(10) if np.any(bins == b))
+        figures[name] = {"mean_confidence": round(float(confidence.mean()), 4),
+                         "log_loss": round(float(-np.mean(np.log(np.maximum(p[rows, labels], 1e-7)))), 4),
+                         "expected_calibration_error": round(float(ece), 4)}
+    return figures
 
 
 def main():
@@ -155,8 +180,14 @@ def main():
     record["audio_features"], record["audio_functionals"] = block, features.shape[1]
     test = np.array([speaker_split(*s.split(":")) == "test" for s in speakers])
     for network in networks:
-        predicted, averaged = out_of_fold(network, features, speeds, labels, folds, seed=args.seed)
+        alone, with_copies = out_of_fold_probabilities(network, features, speeds, labels, folds, seed=args.seed)
+        predicted, averaged = alone.argmax(axis=1), with_copies.argmax(axis=1)
         figures = record["networks"][network] = {"shape": {k: list(v) for k, v in NETWORKS[network].items()}}
+        if args.every_speaker:  # how sure the clip-alone predictions may be: the shipped voice's temperature
+            temperature = fit_temperature(alone, labels)
+            figures["calibration"] = {"temperature": round(temperature, 3),
+                                      **calibration_figures(alone, labels, temperature)}
+            print(network.ljust(10), "calibration", json.dumps(figures["calibration"]), flush=True)
         for name, guess in (("uar", predicted), ("uar_test_time_copies", averaged)):
             figures[name] = {c: round(float(uar(labels[corpus == c], guess[corpus == c])), 4) for c in CORPORA}
             if args.every_speaker:  # the same predictions, on voice_mlp.yaml's test speakers only (like for like)

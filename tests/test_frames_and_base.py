@@ -188,6 +188,7 @@ def test_a_new_voice_keeps_the_base_models_video_part_and_fits_the_weight_again(
     """replace_base_voice: the frame CNN, video branch and photo prior are the base's, the voice the run's, the
     fusion weight fitted again (here the same voice on the same clips: the same weight and predictions)."""
     from emonet.training.base_model import BaseModelRecipe, replace_base_voice
+    from emonet.training.calibration import tempered
     base_dir, parts, store = base_run
     voice_dir = audio_run[0]
     recipe = BaseModelRecipe(frames_run="unused", voice_run=str(voice_dir), footage_store=str(store))
@@ -213,6 +214,14 @@ def test_a_new_voice_keeps_the_base_models_video_part_and_fits_the_weight_again(
     again = replace_base_voice(tmp_path / "new", recipe, tmp_path / "again")  # a second new voice
     assert again["video_from"]["model"] == str(base_dir)  # the video part's origin is kept
     assert again["video_from"]["fusion_video_weight_before"] == pytest.approx(new["fusion_video_weight"])
+    # a tempered voice: a clip without a face gets the voice's probabilities softened by the recipe's temperature
+    tempered_parts = replace_base_voice(base_dir, dataclasses.replace(recipe, voice_temperature=2.0),
+                                        tmp_path / "tempered")
+    assert tempered_parts["recipe"]["voice_temperature"] == 2.0
+    no_face = [np.zeros((0, e.shape[1]), np.float32) for e in embeddings]
+    plain = new_run.predict(no_face, functionals, has_audio)
+    softer = TrainedRun(tmp_path / "tempered").predict(no_face, functionals, has_audio)
+    np.testing.assert_allclose(softer, tempered(plain, 2.0), atol=1e-5)
     with pytest.raises(ConfigError, match="needs an audio run for its voice; received frames"):
         replace_base_voice(base_dir, dataclasses.replace(recipe, voice_run=str(frames_run[0])), tmp_path / "bad")
     with pytest.raises(ConfigError, match="not an emonet-base model folder"):

@@ -50,6 +50,7 @@ from emonet.inference.trained_run import TrainedRun
 from emonet.nn.experts import build_video_experts, softmax_weights
 from emonet.nn.fusion import build_fusion_head, build_stacked_fusion
 from emonet.nn.io import load_model, save_model_atomically
+from emonet.training.calibration import temper_output
 from emonet.training.folds import fit_pool_weight
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class BaseModelRecipe:
                                          # speaker): the same recipe trained without them; None = voice_run
     still_views: int = 1            # views a still image is read in (model.still_views: 1 or 10); the photo
                                     # prior is fitted on training faces read the same way
+    voice_temperature: float = 1.0  # the voices' logits divided by this (calibration.temper_output), the shipped
+                                    # one and the one fitting the fusion weight alike; fitted out of fold
 
 
 def mean_embeddings(frames, store, keys, n_frames):
@@ -242,8 +245,8 @@ def replace_base_voice(base_dir, recipe, out_dir):
     The frame CNN and the video branch (face expert, clip expert, photo prior, the face weight) are the
     base's, unchanged; the audio branch and reducer are the new voice's, and the fusion weight is fitted
     again on ``recipe.fusion_split`` of ``recipe.footage_store`` with the voice of ``recipe.fusion_voice_run``
-    (as :func:`assemble_base_model` fits it). Only ``voice_run``, ``fusion_voice_run``, ``footage_store``
-    and ``fusion_split`` of ``recipe`` are read. Returns the record of the parts: the base's, with the voice
+    (as :func:`assemble_base_model` fits it). Only ``voice_run``, ``fusion_voice_run``, ``footage_store``,
+    ``fusion_split`` and ``voice_temperature`` of ``recipe`` are read. Returns the record of the parts: the base's, with the voice
     replaced and ``video_from`` naming the model whose video part this is and the commit it was assembled at
     (the base's own ``video_from`` when the base already had its voice replaced).
     """
@@ -255,7 +258,7 @@ def replace_base_voice(base_dir, recipe, out_dir):
         fusion_clips = FusionClips.read(base, store, SplitTable(store, recipe.fusion_split))
     old = base.run.read_json(base.run.path / "parts.json")
     old_recipe = dict(old.get("recipe", {}))
-    for field in ("voice_run", "fusion_voice_run", "footage_store", "fusion_split"):
+    for field in ("voice_run", "fusion_voice_run", "footage_store", "fusion_split", "voice_temperature"):
         old_recipe[field] = getattr(recipe, field)
     # where the video part was assembled: the base's own origin when its voice was replaced before
     origin = old.get("video_from") or {"model": str(base_dir),
@@ -294,9 +297,11 @@ class FusionClips:
 def fuse_and_write(video_branch, voice, recipe, clips, config, frame_encoder_path, out_dir, record):
     """Fit the fusion weight on FusionClips ``clips``, write the run folder ``out_dir``; returns ``record`` completed."""
     fusion = clips.table
-    audio_branch = load_model(voice.model_path, compile=False)
+    audio_branch = temper_output(load_model(voice.model_path, compile=False), recipe.voice_temperature)
     p_video = np.asarray(video_branch.predict(frames_inputs(clips.embeddings, config.model.n_frames), verbose=0))
     fitting_run, fitting_branch = fusion_voice(recipe, voice, audio_branch)
+    if fitting_branch is not audio_branch:
+        temper_output(fitting_branch, recipe.voice_temperature)
     p_audio = np.asarray(fitting_branch.predict(fitting_run.reduce_audio(clips.audio, fusion.has_audio), verbose=0))
     both = fusion.has_audio & (fusion.n_frames > 0)
     alpha = fit_pool_weight(p_video[both], p_audio[both], fusion.labels[both],
