@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from emonet.evaluation.metrics import uar  # noqa: E402
+from emonet.evaluation.metrics import expected_calibration_error, uar  # noqa: E402
 from emonet.experiment.config import load_config  # noqa: E402
 from emonet.training.clip_model import regularise, sample_speed_copies  # noqa: E402
 from emonet.training.calibration import fit_temperature, tempered  # noqa: E402
@@ -148,13 +148,9 @@ def calibration_figures(probabilities, labels, temperature):
     ``probabilities`` (n, 7) as they are and tempered by ``temperature``."""
     rows, figures = np.arange(len(labels)), {"accuracy": round(float(np.mean(probabilities.argmax(1) == labels)), 4)}
     for name, p in (("as trained", probabilities), ("tempered", tempered(probabilities, temperature))):
-        confidence, right = p.max(axis=1), p.argmax(axis=1) == labels
-        bins = np.minimum((confidence * 10).astype(int), 9)
-        ece = sum(abs(right[bins == b].mean() - confidence[bins == b].mean()) * np.mean(bins == b)
-                  for b in range(10) if np.any(bins == b))
-        figures[name] = {"mean_confidence": round(float(confidence.mean()), 4),
+        figures[name] = {"mean_confidence": round(float(p.max(axis=1).mean()), 4),
                          "log_loss": round(float(-np.mean(np.log(np.maximum(p[rows, labels], 1e-7)))), 4),
-                         "expected_calibration_error": round(float(ece), 4)}
+                         "expected_calibration_error": round(expected_calibration_error(labels, p), 4)}
     return figures
 
 

@@ -308,3 +308,17 @@ def test_training_curves_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in out.iterdir()] == ["training_curves.png"]  # no temporary file left behind
     assert plot_training_curves(RunDir(tmp_path / "empty").stage_logs(), out / "none.png") is None and not (out / "none.png").exists()
+
+
+def test_calibration_error_is_zero_when_a_model_is_as_sure_as_it_is_right_and_grows_with_overconfidence():
+    from emonet.evaluation.metrics import expected_calibration_error
+    # 10 clips at top probability 0.7, 7 of them right: exactly calibrated
+    proba = np.tile([0.7, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0], (10, 1))
+    y = np.array([0] * 7 + [1] * 3)
+    assert expected_calibration_error(y, proba) == pytest.approx(0.0, abs=1e-12)
+    # the same hits said with 0.95: off by 0.25
+    sure = np.tile([0.95, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0], (10, 1))
+    assert expected_calibration_error(y, sure) == pytest.approx(0.25)
+    report = classification_report(y, sure)
+    assert report["mean_confidence"] == pytest.approx(0.95) and report["calibration_error"] == pytest.approx(0.25)
+    assert "mean top probability 95.0% (calibration error 0.250)" in format_report(report)

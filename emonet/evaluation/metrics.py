@@ -50,7 +50,8 @@ from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_
 from preprocessing.constants import CLASSES
 from preprocessing.errors import ConfigError
 
-__all__ = ["classification_report", "uar", "format_report", "ablation_table", "check_classes", "SUM_TOLERANCE"]
+__all__ = ["classification_report", "uar", "expected_calibration_error", "format_report", "ablation_table",
+           "check_classes", "SUM_TOLERANCE"]
 
 #: How far a probability row may sum away from 1 (float32 softmax outputs drift by ~1e-7).
 SUM_TOLERANCE = 1e-3
@@ -115,6 +116,9 @@ def classification_report(y_true, proba, *, classes=CLASSES):
           fewer than two classes are present;
         - ``log_loss`` : float, mean ``-ln proba[i, y_true[i]]`` in nats (probabilities
           clipped to ``[eps, 1 - eps]``, float64 eps; rows are not renormalised);
+        - ``mean_confidence`` : float in [0, 1], the mean top probability (against ``accuracy``:
+          how sure the model says it is against how often it is right);
+        - ``calibration_error`` : float in [0, 1], :func:`expected_calibration_error`;
         - ``classes`` : list of str, the class names in id order;
         - ``absent_classes`` : list of str, classes with no clip in ``y_true``;
         - ``per_class`` : ``{name: {"precision", "recall", "f1", "support"}}``; precision
@@ -151,6 +155,8 @@ def classification_report(y_true, proba, *, classes=CLASSES):
         "macro_f1": float(np.mean(f1[present])),
         "auc_ovo": _auc_ovo(y, p, present),
         "log_loss": _log_loss(y, p, ids),
+        "mean_confidence": float(p.max(axis=1).mean()),
+        "calibration_error": expected_calibration_error(y, p),
         "classes": list(names),
         "absent_classes": [names[k] for k in ids if not support[k]],
         "per_class": per_class,
@@ -192,6 +198,9 @@ def format_report(report, *, title=""):
                f"AUC: 0.5 = chance ranking, 1 = perfect")
     if report.get("log_loss") is not None:
         explain += f"; log-loss {report['log_loss']:.3f} nats"
+    if report.get("mean_confidence") is not None:
+        explain += (f"; mean top probability {percent(report['mean_confidence'])} (calibration error "
+                    f"{report['calibration_error']:.3f})")
     lines += [explain, ""]
 
     width = max(9, max(len(name) for name in names) + 1)
@@ -295,6 +304,20 @@ def _check_inputs(y_true, proba, n_classes):
     if abs(sums[worst] - 1.0) > SUM_TOLERANCE:
         raise ConfigError(f"proba rows must sum to 1 (within {SUM_TOLERANCE}); row {worst} sums to {sums[worst]:.6g}")
     return y.astype(np.int64), p
+
+
+def expected_calibration_error(y_true, proba, *, bins=10):
+    """How far the top probability is from the hit rate: ``sum_b n_b / n * |accuracy_b - confidence_b|``.
+
+    Clips are binned by their top probability into ``bins`` equal-width bins of [0, 1]; in each,
+    ``confidence_b`` is the mean top probability and ``accuracy_b`` the share whose top class is
+    right. 0 for a model exactly as sure as it is right; ``y_true`` (n,) ids, ``proba`` (n, K).
+    """
+    p = np.asarray(proba, np.float64)
+    confidence, right = p.max(axis=1), p.argmax(axis=1) == np.asarray(y_true)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    return float(sum(abs(right[which == b].mean() - confidence[which == b].mean()) * np.mean(which == b)
+                     for b in range(bins) if np.any(which == b)))
 
 
 def _log_loss(y, p, ids):
