@@ -99,7 +99,9 @@ def train_once(config, run_name):
 
 
 def summary(result):
-    return {k: result[k] for k in ("n", "accuracy", "uar", "macro_f1")}
+    """The headline figures of an evaluation, with how sure the model said it was (mean top probability)."""
+    return {k: result[k] for k in ("n", "accuracy", "uar", "macro_f1", "mean_confidence", "calibration_error")
+            if k in result}
 
 
 def test_speaker_figures(run):
