@@ -100,8 +100,9 @@ def train_once(config, run_name):
 
 def summary(result):
     """The headline figures of an evaluation, with how sure the model said it was (mean top probability)."""
-    return {k: result[k] for k in ("n", "accuracy", "uar", "macro_f1", "mean_confidence", "calibration_error")
-            if k in result}
+    report = result.get("report", {})
+    return {**{k: result[k] for k in ("n", "accuracy", "uar", "macro_f1")},
+            **{k: report[k] for k in ("mean_confidence", "calibration_error") if k in report}}
 
 
 def test_speaker_figures(run):
