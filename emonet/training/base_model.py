@@ -246,9 +246,9 @@ def replace_base_voice(base_dir, recipe, out_dir):
     base's, unchanged; the audio branch and reducer are the new voice's, and the fusion weight is fitted
     again on ``recipe.fusion_split`` of ``recipe.footage_store`` with the voice of ``recipe.fusion_voice_run``
     (as :func:`assemble_base_model` fits it). Only ``voice_run``, ``fusion_voice_run``, ``footage_store``,
-    ``fusion_split`` and ``voice_temperature`` of ``recipe`` are read. Returns the record of the parts: the base's, with the voice
-    replaced and ``video_from`` naming the model whose video part this is and the commit it was assembled at
-    (the base's own ``video_from`` when the base already had its voice replaced).
+    ``fusion_split`` and ``voice_temperature`` of ``recipe`` are read. Returns the record of the parts: the
+    base's, with the voice replaced and ``video_from`` naming the model whose video part this is and the commit
+    it was assembled at (the base's own ``video_from`` when the base already had its voice replaced).
     """
     base, voice = TrainedRun(base_dir), check_voice(recipe.voice_run)
     if base.mode != "fusion" or not base.run.frame_encoder_path.is_file():
