@@ -23,8 +23,9 @@ and for each speaker fold
    speakers. Clips with a face are heard once, as ``emonet predict`` hears them.
 
 Each clip's video prediction comes from the CNN that never saw its face and its voice prediction
-from the voice that never heard its speaker; fusion pools the two with emonet-base's video weight
-(fitted on Val_AFEW, which this never reads).
+from the voice that never heard its speaker, tempered as emonet-base tempers its voice (its
+``voice_temperature``); fusion pools the two with emonet-base's video weight (fitted on Val_AFEW,
+which this never reads).
 
 Twins, fitted on the same folds: a linear SVM (and k-NN, MLP) on the same mean-pooled
 embeddings (face folds); on the speaker folds, the same baselines on the classical functionals
@@ -64,6 +65,7 @@ from emonet.features.tables import SplitTable, audio_matrix  # noqa: E402
 from emonet.inference.trained_run import TrainedRun  # noqa: E402
 from emonet.nn.experts import softmax_weights  # noqa: E402
 from emonet.training.base_model import fit_clip_expert, mean_embeddings  # noqa: E402
+from emonet.training.calibration import tempered  # noqa: E402
 from emonet.training.folds import group_folds, person_of  # noqa: E402
 from emonet.training.stages import audio_columns  # noqa: E402
 from experiments.emonet_base import FACE_WEIGHT  # noqa: E402
@@ -235,6 +237,7 @@ def main():
         video_parts = video_out_of_fold(train, folds, runs)
         save_video(VIDEO_RECORD, train.keys, folds, video_parts)
     face, clip = video_parts["face"], video_parts["clip"]
+    voice = tempered(voice, base_parts["recipe"].get("voice_temperature", 1.0))  # as the shipped model tempers it
     has_face, has_audio = train.n_frames > 0, train.has_audio
     video = np.where(has_face[:, None], FACE_WEIGHT * face + (1 - FACE_WEIGHT) * clip, 1 / 7)
     both = has_face & has_audio
