@@ -124,23 +124,21 @@ def train_fold(network, x, speeds, y, seed):
 def out_of_fold(network, features, speeds, labels, folds, *, seed=0):
     """Predicted class per clip (n,), each from the model that never heard its speaker: of the clip alone, and
     of the mean probabilities over the clip and its K speed copies (``model.test_audio_speeds``)."""
-    alone, averaged = out_of_fold_probabilities(network, features, speeds, labels, folds, seed=seed)
-    return alone.argmax(axis=1), averaged.argmax(axis=1)
+    heard = out_of_fold_probabilities(network, features, speeds, labels, folds, seed=seed)
+    return heard[0].argmax(axis=1), heard.mean(axis=0).argmax(axis=1)
 
 
 def out_of_fold_probabilities(network, features, speeds, labels, folds, *, seed=0):
-    """:func:`out_of_fold`'s probabilities, (n, 7) each: of the clip alone, and averaged over it and its copies."""
-    alone, averaged = np.zeros((len(labels), len(CLASSES))), np.zeros((len(labels), len(CLASSES)))
+    """:func:`out_of_fold`'s probabilities, (1 + K, n, 7): of the clip alone, then of each of its K speed copies."""
+    heard = np.zeros((1 + len(speeds), len(labels), len(CLASSES)))
     for k in range(folds.max() + 1):
         train, test = folds != k, folds == k
         mean, std = features[train].mean(axis=0), features[train].std(axis=0) + 1e-6
         model = train_fold(network, (features[train] - mean) / std, (speeds[:, train] - mean) / std,
                            labels[train], seed=k + 100 * seed)
-        proba = [np.asarray(model.predict(((x[test] - mean) / std).astype(np.float32), verbose=0))
-                 for x in (features, *speeds)]
-        alone[test] = proba[0]
-        averaged[test] = np.mean(proba, axis=0)
-    return alone, averaged
+        for i, x in enumerate((features, *speeds)):
+            heard[i, test] = np.asarray(model.predict(((x[test] - mean) / std).astype(np.float32), verbose=0))
+    return heard
 
 
 def calibration_figures(probabilities, labels, temperature):
@@ -176,13 +174,17 @@ def main():
     record["audio_features"], record["audio_functionals"] = block, features.shape[1]
     test = np.array([speaker_split(*s.split(":")) == "test" for s in speakers])
     for network in networks:
-        alone, with_copies = out_of_fold_probabilities(network, features, speeds, labels, folds, seed=args.seed)
-        predicted, averaged = alone.argmax(axis=1), with_copies.argmax(axis=1)
+        heard = out_of_fold_probabilities(network, features, speeds, labels, folds, seed=args.seed)
+        predicted, averaged = heard[0].argmax(axis=1), heard.mean(axis=0).argmax(axis=1)
         figures = record["networks"][network] = {"shape": {k: list(v) for k, v in NETWORKS[network].items()}}
-        if args.every_speaker:  # how sure the clip-alone predictions may be: the shipped voice's temperature
-            temperature = fit_temperature(alone, labels)
-            figures["calibration"] = {"temperature": round(temperature, 3),
-                                      **calibration_figures(alone, labels, temperature)}
+        if args.every_speaker:  # the shipped voice's temperature, fitted where a user reads the voice alone:
+            # a clip without a face, heard with its speed copies (the mean of the tempered readings)
+            temperature = fit_temperature(heard, labels)
+            copies = calibration_figures(np.mean([tempered(p, temperature) for p in heard], axis=0), labels, 1.0)
+            figures["calibration"] = {"temperature": round(temperature, 3), "fitted_on": "the clip and its copies",
+                                      "the clip and its copies, tempered": {"accuracy": copies["accuracy"],
+                                                                            **copies["as trained"]},
+                                      "the clip heard once": calibration_figures(heard[0], labels, temperature)}
             print(network.ljust(10), "calibration", json.dumps(figures["calibration"]), flush=True)
         for name, guess in (("uar", predicted), ("uar_test_time_copies", averaged)):
             figures[name] = {c: round(float(uar(labels[corpus == c], guess[corpus == c])), 4) for c in CORPORA}

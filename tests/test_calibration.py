@@ -23,6 +23,8 @@ def test_fit_temperature_recovers_how_overconfident_a_model_is(true_temperature)
     probabilities, labels = overconfident_predictions(true_temperature)
     fitted = fit_temperature(probabilities, labels)
     assert fitted == pytest.approx(true_temperature, rel=0.1)
+    # two identical readings of each clip (a clip and a copy heard alike): their mean is the same prediction
+    assert fit_temperature(np.stack([probabilities, probabilities]), labels) == pytest.approx(fitted, rel=1e-3)
     rows = np.arange(len(labels))
     assert (np.mean(np.log(tempered(probabilities, fitted)[rows, labels]))
             >= np.mean(np.log(probabilities[rows, labels])) - 1e-9)

@@ -36,8 +36,10 @@ def fit_temperature(probabilities, labels):
 
     Parameters
     ----------
-    probabilities : array [shape=(n, C)]
+    probabilities : array [shape=(n, C) or (K, n, C)]
         Out-of-fold predictions (each from a model that never saw the clip's speaker); rows sum to 1.
+        With K readings of each clip (e.g. the clip and its test-time speed copies), the prediction is
+        the mean of the K tempered ones, as ``emonet predict`` averages them.
     labels : array of int [shape=(n,)]
 
     Returns
@@ -48,10 +50,13 @@ def fit_temperature(probabilities, labels):
     labels = np.asarray(labels, int)
     if len(labels) == 0:
         return 1.0
+    readings = np.asarray(probabilities, np.float64)
+    readings = readings[None] if readings.ndim == 2 else readings
     rows = np.arange(len(labels))
 
     def negative_log_likelihood(log_t):
-        return -np.mean(np.log(tempered(probabilities, np.exp(log_t))[rows, labels]))
+        mean = np.mean([tempered(p, np.exp(log_t)) for p in readings], axis=0)
+        return -np.mean(np.log(np.maximum(mean[rows, labels], FLOOR)))
 
     low, high = np.log(TEMPERATURE_BOUNDS)
     result = scipy.optimize.minimize_scalar(negative_log_likelihood, bounds=(low, high), method="bounded",
