@@ -1,7 +1,6 @@
 """The command's messages: the library's log records (INFO and up) as plain lines on stderr."""
 
 import logging
-import os
 import sys
 
 #: Loggers of the library whose messages the command shows on stderr.
@@ -31,7 +30,8 @@ def configure_logging():
     ``emonet evaluate`` gets when it scores several models) are held to ERROR while its C++ log
     is (``TF_CPP_MIN_LOG_LEVEL`` 2 or more, the command's default): ``TF_CPP_MIN_LOG_LEVEL=0`` shows both.
     """
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("2", "3"):
+    from emonet.inference.runtime import tf_log_level  # light: no NumPy, no TensorFlow
+    if tf_log_level() >= 2:
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
     for name in LIBRARY_LOGGERS:
         library = logging.getLogger(name)

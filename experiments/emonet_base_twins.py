@@ -35,7 +35,7 @@ from emonet.evaluation.baselines import fit_baselines, full_probabilities  # noq
 from emonet.evaluation.metrics import classification_report, uar  # noqa: E402
 from emonet.features.tables import SplitTable, audio_matrix  # noqa: E402
 from emonet.inference.trained_run import TrainedRun  # noqa: E402
-from preprocessing.audio import audio_block  # noqa: E402
+from emonet.training.stages import audio_columns  # noqa: E402
 from preprocessing.files import atomic_write_text  # noqa: E402
 from preprocessing.store import FeatureStore  # noqa: E402
 
@@ -77,11 +77,12 @@ def main():
         "emonet-base (pooled)": base.predict(val_emb, val_audio, val.has_audio),
     }
     video_twins, video_svm = twin_rows(pooled(train_emb), train.labels, pooled(val_emb), y)
-    first, stop = audio_block("functionals")
-    audio_twins, audio_svm = twin_rows(speech_audio[:, first:stop], speech_train.labels, val_audio[:, first:stop], y)
     block = voice.config.model.audio_features
-    first, stop = audio_block(block) if block != "all" else (0, speech_audio.shape[1])
-    same_twins, _ = twin_rows(speech_audio[:, first:stop], speech_train.labels, val_audio[:, first:stop], y)
+    (first, stop), (same_first, same_stop) = (audio_columns(name, speech_audio.shape[1], RUNS / "speech_features_wide.h5")
+                                              for name in ("functionals", block))
+    audio_twins, audio_svm = twin_rows(speech_audio[:, first:stop], speech_train.labels, val_audio[:, first:stop], y)
+    same_twins, _ = twin_rows(speech_audio[:, same_first:same_stop], speech_train.labels,
+                              val_audio[:, same_first:same_stop], y)
     record = {
         "what": __doc__.splitlines()[0], "clips": int(len(y)),
         "emonet": {name: round(float(uar(y, p.argmax(axis=1))), 4) for name, p in branch.items()},

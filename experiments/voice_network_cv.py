@@ -141,15 +141,17 @@ def out_of_fold_probabilities(network, features, speeds, labels, folds, *, seed=
     return heard
 
 
-def calibration_figures(probabilities, labels, temperature):
-    """Accuracy, mean confidence, log-loss (nats) and expected calibration error (10 bins of confidence) of
-    ``probabilities`` (n, 7) as they are and tempered by ``temperature``."""
-    rows, figures = np.arange(len(labels)), {"accuracy": round(float(np.mean(probabilities.argmax(1) == labels)), 4)}
-    for name, p in (("as trained", probabilities), ("tempered", tempered(probabilities, temperature))):
-        figures[name] = {"mean_confidence": round(float(p.max(axis=1).mean()), 4),
-                         "log_loss": round(float(-np.mean(np.log(np.maximum(p[rows, labels], 1e-7)))), 4),
-                         "expected_calibration_error": round(expected_calibration_error(labels, p), 4)}
-    return figures
+def calibration(probabilities, labels):
+    """Mean top probability, log-loss (nats) and expected calibration error (10 bins) of ``probabilities`` (n, 7)."""
+    return {"mean_confidence": round(float(probabilities.max(axis=1).mean()), 4),
+            "log_loss": round(float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(labels)), labels],
+                                                               1e-7)))), 4),
+            "expected_calibration_error": round(expected_calibration_error(labels, probabilities), 4)}
+
+
+def accuracy(probabilities, labels):
+    """Share of clips whose top class is right."""
+    return round(float(np.mean(probabilities.argmax(axis=1) == labels)), 4)
 
 
 def main():
@@ -180,11 +182,14 @@ def main():
         if args.every_speaker:  # the shipped voice's temperature, fitted where a user reads the voice alone:
             # a clip without a face, heard with its speed copies (the mean of the tempered readings)
             temperature = fit_temperature(heard, labels)
-            copies = calibration_figures(np.mean([tempered(p, temperature) for p in heard], axis=0), labels, 1.0)
-            figures["calibration"] = {"temperature": round(temperature, 3), "fitted_on": "the clip and its copies",
-                                      "the clip and its copies, tempered": {"accuracy": copies["accuracy"],
-                                                                            **copies["as trained"]},
-                                      "the clip heard once": calibration_figures(heard[0], labels, temperature)}
+            copies = np.mean([tempered(p, temperature) for p in heard], axis=0)
+            figures["calibration"] = {
+                "temperature": round(temperature, 3), "fitted_on": "the clip and its copies",
+                "the clip and its copies, tempered": {"accuracy": accuracy(copies, labels),
+                                                      **calibration(copies, labels)},
+                "the clip heard once": {"accuracy": accuracy(heard[0], labels),
+                                        "as trained": calibration(heard[0], labels),
+                                        "tempered": calibration(tempered(heard[0], temperature), labels)}}
             print(network.ljust(10), "calibration", json.dumps(figures["calibration"]), flush=True)
         for name, guess in (("uar", predicted), ("uar_test_time_copies", averaged)):
             figures[name] = {c: round(float(uar(labels[corpus == c], guess[corpus == c])), 4) for c in CORPORA}

@@ -27,7 +27,7 @@ _NATIVE_LOG_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^\]]+:\
 _ABSL_PRE_INIT_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 
 
-def _tf_log_level():
+def tf_log_level():
     """The effective ``TF_CPP_MIN_LOG_LEVEL`` (0 = everything, 3 = fatal only)."""
     try:
         return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
@@ -68,7 +68,7 @@ def _native_log_filtered():
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
-            level = _tf_log_level()
+            level = tf_log_level()
             kept = [line for line in held.read().decode("utf-8", "replace").splitlines(keepends=True)
                     if not below_tf_log_level(line, level)]
             if kept:
