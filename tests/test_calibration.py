@@ -1,4 +1,5 @@
-"""A branch's temperature: fitted on out-of-fold predictions, and written into the Keras model itself."""
+"""A branch's temperature: fitted on out-of-fold predictions, written into the Keras model itself, and a run's
+``train.calibrate`` temperature, fitted on its validation split and applied wherever the run is read."""
 
 import numpy as np
 import pytest
@@ -54,3 +55,65 @@ def test_temper_output_makes_the_saved_model_give_the_tempered_probabilities(tmp
     after = np.asarray(load_model(tmp_path / "model.keras", compile=False).predict(x, verbose=0))
     np.testing.assert_allclose(after, tempered(before, 2.5), atol=1e-5)
     np.testing.assert_array_equal(after.argmax(1), before.argmax(1))
+
+
+def test_train_calibrate_fits_a_temperature_on_the_val_split_that_every_reader_applies(audio_run, tmp_path):
+    """``train.calibrate: true``: calibration.json after training; evaluate and predict read tempered
+    probabilities, decisions unchanged; an interrupted run keeps its record; a broken record is refused."""
+    import json
+
+    import yaml
+
+    from emonet.cli import main
+    from emonet.evaluation.evaluate import validation_readings
+    from emonet.experiment.rundir import RunDir
+    from emonet.inference.trained_run import TrainedRun
+    from emonet.training.calibration import fit_run_temperature
+    from preprocessing.errors import ModelError
+    from stripes_corpus import run_config
+
+    trained, root = audio_run
+    config = run_config(tmp_path, root, "audio", "tones", model_overrides={"audio_units": [24], "head_units": []},
+                        train_overrides={"calibrate": True, "epochs": 20})
+    cfg = yaml.safe_load(config.read_text())
+    cfg["data"]["store"] = str(trained.parent.parent / "tones.h5")  # the fixture's extracted store
+    config.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(config)]) == 0
+    run = RunDir(tmp_path / "runs" / "tones-seed0")
+
+    record = json.loads(run.calibration_path.read_text())
+    labels, readings, split = validation_readings(run)
+    assert (record["split"], record["n"], record["readings"]) == (split, len(labels), 1)
+    assert TEMPERATURE_BOUNDS[0] <= record["temperature"] <= TEMPERATURE_BOUNDS[1]
+    assert record["temperature"] == pytest.approx(fit_temperature(np.stack(readings), labels), rel=1e-6)
+    assert record["log_loss_after"] <= record["log_loss_before"] + 1e-9
+
+    metrics = json.loads(run.metrics_path.read_text())
+    assert metrics["temperature"] == record["temperature"]
+    assert metrics["report"]["log_loss"] == pytest.approx(record["log_loss_after"], abs=1e-3)
+    model = TrainedRun(run)
+    assert model.temperature == record["temperature"]
+    proba = np.asarray([[float(v) for v in line.split(",")[4:]]
+                        for line in (run.path / "predictions.csv").read_text().splitlines()[1:]])
+    np.testing.assert_allclose(proba, tempered(readings[0], record["temperature"]), atol=1e-4)
+    np.testing.assert_array_equal(proba.argmax(1), readings[0].argmax(1))
+
+    before = run.calibration_path.stat().st_mtime_ns
+    assert fit_run_temperature(run) == record  # resumed: the record stands, nothing is fitted again
+    assert run.calibration_path.stat().st_mtime_ns == before
+
+    run.calibration_path.write_text('{"temperature": -2}')
+    with pytest.raises(ModelError, match="calibration.json.*positive"):
+        TrainedRun(run)
+    run.calibration_path.write_text("{not json")
+    with pytest.raises(ModelError, match="calibration.json: not valid JSON"):
+        TrainedRun(run)
+
+
+def test_train_calibrate_must_be_true_or_false(tmp_path):
+    from emonet.experiment.config import load_config
+    from preprocessing.errors import ConfigError
+    config = tmp_path / "c.yaml"
+    config.write_text("data: {root: clips}\ntrain: {calibrate: 'yes'}\n")
+    with pytest.raises(ConfigError, match="train.calibrate must be one of True, False"):
+        load_config(config)

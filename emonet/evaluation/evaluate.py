@@ -155,7 +155,8 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
         The content of ``metrics.json``: ``run``, ``store``, ``split``, ``mode``, ``n``,
         ``accuracy``, ``uar``, ``macro_f1``, ``auc_ovo``, ``report`` (a
         :func:`~emonet.evaluation.metrics.classification_report`), ``ablation``,
-        ``baselines`` and ``evaluated``. Nothing is printed: the text a person reads is
+        ``baselines`` and ``evaluated``; ``temperature`` for a calibrated run (``train.calibrate``: the
+        model's probabilities are tempered). Nothing is printed: the text a person reads is
         :func:`emonet.evaluation.report.format_evaluation` of this dict.
     """
     run_folder = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
@@ -166,22 +167,7 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
     out_dir = evaluation_dir(run_dir, data=data, out_dir=out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with FeatureStore(store_path) as store:
-        _check_extraction(store, run)
-        split = _labelled_split(store, split)
-        table, unlabelled = SplitTable(store, split, labelled=False).labelled_part()
-        if unlabelled:
-            logger.info(f"{unlabelled} clips of split {split!r} have no label (no majority among raters): "
-                        f"left out of the scores")
-        if not len(table):
-            raise ConfigError(f"{store.path}: no labelled clips in split {split!r} to evaluate on")
-        functionals = audio_matrix(store, table.keys)
-        expected = audio_width_read(run.reducer) if run.needs_audio and run.reducer is not None else None
-        if expected is not None and functionals.shape[1] < expected and np.any(table.has_audio):
-            raise ConfigError(f"{store.path}: holds {functionals.shape[1]} audio functionals per clip, the model "
-                              f"reads {expected} (an older EmoNet extracted it); evaluate on the clip folder or "
-                              f"extract it again to a new store")
-        embeddings = run.store_embeddings(store, table.keys)
-        copies = _audio_copies(store, run, table)
+        split, table, functionals, embeddings, copies = _scored_split(store, split, run)
         reports = {}
         candidates = [("model", run.mode)] + run_folder.ablation_models()
         proba_main = None
@@ -205,6 +191,8 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
         "baselines": [{k: v for k, v in row.items() if k != "report"} for row in baseline_rows],
         "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if run.temperature is not None:
+        result["temperature"] = run.temperature
     out = RunDir.outputs(out_dir)
     run_folder.write_json(out["metrics"], result)
     _write_predictions(out["predictions"], table, proba_main)
@@ -216,6 +204,49 @@ def evaluate_run(run_dir, *, data=None, layout=None, out_dir=None, baselines=Tru
     _write_record(run_folder, out["record"], result)
     atomic_write_text(out["ablation"], metrics.ablation_table(ablation_rows(result)) + "\n")
     return result
+
+
+def validation_readings(run_dir):
+    """The run's own probabilities on its validation split, before any temperature (``train.calibrate``).
+
+    Returns
+    -------
+    labels : np.ndarray [shape=(n,), dtype=int]
+        Class indices of the split's labelled clips.
+    readings : list of np.ndarray [shape=(n, 7)]
+        :meth:`~emonet.inference.trained_run.TrainedRun.readings`: the clips, then their speed copies.
+    split : str
+    """
+    run_folder = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    run = TrainedRun(run_folder)
+    store_path, split = resolve_data(run_folder, None)
+    with FeatureStore(store_path) as store:
+        split, table, functionals, embeddings, copies = _scored_split(store, split, run)
+        readings = run.readings(embeddings if run.needs_video else None, functionals, table.has_audio,
+                                audio_copies=copies)
+    return np.asarray(table.labels, int), readings, split
+
+
+def _scored_split(store, split, run):
+    """What :func:`evaluate_run` scores: (split, its labelled clips' SplitTable, their audio functionals, frame
+    embeddings and speed copies); ConfigError when it has no labelled clip or too few audio values."""
+    _check_extraction(store, run)
+    split = _labelled_split(store, split)
+    table, unlabelled = SplitTable(store, split, labelled=False).labelled_part()
+    if unlabelled:
+        logger.info(f"{unlabelled} clips of split {split!r} have no label (no majority among raters): "
+                    f"left out of the scores")
+    if not len(table):
+        raise ConfigError(f"{store.path}: no labelled clips in split {split!r} to evaluate on")
+    functionals = audio_matrix(store, table.keys)
+    expected = audio_width_read(run.reducer) if run.needs_audio and run.reducer is not None else None
+    if expected is not None and functionals.shape[1] < expected and np.any(table.has_audio):
+        raise ConfigError(f"{store.path}: holds {functionals.shape[1]} audio functionals per clip, the model "
+                          f"reads {expected} (an older EmoNet extracted it); evaluate on the clip folder or "
+                          f"extract it again to a new store")
+    embeddings = run.store_embeddings(store, table.keys)
+    copies = _audio_copies(store, run, table)
+    return split, table, functionals, embeddings, copies
 
 
 def _audio_copies(store, run, table):

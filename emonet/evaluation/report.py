@@ -74,6 +74,8 @@ def format_evaluation(result, *, metrics_path):
                           f"or read from its metrics.json")
     report = result["report"]
     title = f"{Path(result['run']).name}: {result['mode']} model on {result['split']} split of {result['store']}"
+    if result.get("temperature") is not None:
+        title += f" (probabilities at temperature {result['temperature']:.2f}, train.calibrate)"
     closing = (f"UAR {percent(report['uar'])}  accuracy {percent(report['accuracy'])}  (n={result['n']}) "
                f"-> {Path(metrics_path)}")
     return "\n\n".join([format_report(report, title=title), ablation_table(ablation_rows(result)), closing])

@@ -137,6 +137,9 @@ class TrainConfig:
     modality_dropout: float = 0.25  # stage two: share of training clips whose video or audio is hidden
     embedding_noise: float = 0.3    # stage two: Gaussian noise on frame embeddings, in embedding std units
     audio_noise: float = 0.5        # stage two: Gaussian noise on the reduced audio vector, in its std units
+    calibrate: bool = False         # after training, fit a temperature on the validation split's predictions
+                                    # (calibration.json): probabilities that say how sure the model is, decisions
+                                    # unchanged (emonet.training.calibration; the split also chose the epochs)
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ _CHOICES = {
     ("train", "lr_schedule"): ("cosine", "constant", "plateau"),
     ("train", "keep"): ("best", "last"),
     ("train", "fusion_init"): ("branches", "scratch"),
+    ("train", "calibrate"): (True, False),
     ("data", "train_split"): ("train", "val", "test"),
     ("data", "val_split"): ("train", "val", "test"),
     ("model", "still_views"): (1, 10),

@@ -8,6 +8,7 @@ Layout of a run folder (``<output_dir>/<name>-seed<seed>/``)::
     reducer.npz         audio reducer arrays (never a pickle); reducer_warnings.json
     frame_encoder.keras frame encoder (ResNet-20; a cross-fitted run joins its fold encoders)
     model.keras         clip model on frame-embedding sequences + reduced audio
+    calibration.json    train.calibrate: the temperature model.keras's probabilities are read with
     ablation/{audio,video}.keras   single-modality models of a fusion run
     embeddings.h5       per-frame embedding cache of the training store
     stages/<stage>/     log.csv, state.json, last.keras, best.keras, tensorboard/
@@ -27,7 +28,7 @@ import sys
 from functools import cached_property
 from pathlib import Path
 
-from preprocessing.errors import ModelError
+from preprocessing.errors import ModelError, one_line
 from preprocessing.files import atomic_write_text
 
 from emonet.experiment.config import config_yaml, load_resolved_config
@@ -93,6 +94,23 @@ class RunDir:
     @property
     def model_path(self):
         return self.path / "model.keras"
+
+    @property
+    def calibration_path(self):
+        return self.path / "calibration.json"
+
+    def temperature(self):
+        """The temperature of ``calibration.json`` (``train.calibrate``), or None for a run without one."""
+        try:
+            record = self.read_json(self.calibration_path)
+        except ValueError as err:
+            raise ModelError(f"{self.calibration_path}: not valid JSON ({one_line(err)})") from err
+        if record is None:
+            return None
+        value = record.get("temperature") if isinstance(record, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ModelError(f"{self.calibration_path}: 'temperature' must be a positive number; received {value!r}")
+        return float(value)
 
     @property
     def embeddings_path(self):

@@ -18,6 +18,7 @@ from emonet.features.frames import sample_indices, still_views
 from emonet.features.reducer_apply import FittedReducer
 from emonet.nn.io import load_model
 from emonet.nn.models import modes_needing
+from emonet.nn.temperature import tempered
 # the shipped model's folder, also importable from here as before runtime.py held it
 from emonet.inference.runtime import SHIPPED_MODEL_DIR, shipped_model_dir  # noqa: F401
 
@@ -54,6 +55,8 @@ class TrainedRun:
             raise ModelError(f"{self.run_dir}: run is incomplete, {self.model_path.name} is missing "
                              f"(training not finished?)")
         self.model = load_model(self.model_path, compile=False)
+        #: the temperature the model's probabilities are read with (``train.calibrate``), or None
+        self.temperature = self.run.temperature() if model_name == "model" else None
         self.needs_video, self.needs_audio = modes_needing(self.mode)
         # the transform alone, without scikit-learn (its import was a quarter of a one-clip prediction)
         self.reducer = FittedReducer.load(self.run.reducer_path) if self.needs_audio else None
@@ -127,29 +130,41 @@ class TrainedRun:
         ``audio_copies``: per clip, the functionals [shape=(K, D)] of the clip played at the run's
         :attr:`test_audio_speeds` (``audio_speed_functionals``), or None. A clip with audio and
         copies gets the mean over itself and its K copies (the same frames each time); the others
-        (and every clip of a run without test speeds) their own probabilities. Only the clips with
-        copies are classified again.
+        (and every clip of a run without test speeds) their own probabilities. Each reading is
+        :func:`~emonet.nn.temperature.tempered` by :attr:`temperature` first, when the run has one.
         """
+        readings = self.readings(embeddings, functionals, has_audio, audio_copies=audio_copies)
+        if self.temperature is not None:
+            readings = [tempered(reading, self.temperature).astype(np.float32) for reading in readings]
+        if len(readings) == 1:
+            return readings[0]
+        return (np.sum(readings, axis=0, dtype=np.float64) / len(readings)).astype(np.float32)
+
+    def readings(self, embeddings, functionals, has_audio, *, audio_copies=None):
+        """The model's own probabilities (never tempered) of each reading of each clip: a list of
+        1 + K arrays [shape=(n, 7)], the clips themselves then their K speed copies (see :meth:`predict`;
+        a clip without copies repeats its own probabilities), or one array when no clip has copies."""
         n = len(functionals) if functionals is not None else len(embeddings)
         if n == 0:
-            return np.zeros((0, len(CLASSES)), np.float32)
+            return [np.zeros((0, len(CLASSES)), np.float32)]
         proba = self._predict_once(embeddings, functionals, has_audio)
         if not self.test_audio_speeds or audio_copies is None:
-            return proba
+            return [proba]
         has_audio = np.asarray(has_audio, bool)
         rows = [i for i, copies in enumerate(audio_copies) if copies is not None and has_audio[i]]
         if not rows:
-            return proba
+            return [proba]
         copies = np.stack([audio_copies[i] for i in rows], axis=1)  # (K, rows, D)
         if len(copies) != len(self.test_audio_speeds):
             raise ModelError(f"{self.run_dir}: {len(copies)} audio copies for the "
                              f"{len(self.test_audio_speeds)} test_audio_speeds of the run")
         frames = None if embeddings is None else [embeddings[i] for i in rows]
-        total = proba[rows].astype(np.float64)
+        readings = [proba]
         for copy in copies:
-            total += self._predict_once(frames, copy, has_audio[rows])
-        proba[rows] = total / (1 + len(copies))
-        return proba
+            reading = proba.copy()
+            reading[rows] = self._predict_once(frames, copy, has_audio[rows])
+            readings.append(reading)
+        return readings
 
     def _predict_once(self, embeddings, functionals, has_audio):
         """Class probabilities (n, 7) of one pass: predict_on_batch per PREDICT_BATCH clips, the batches (and

@@ -7,29 +7,21 @@ order of the classes is unchanged) and makes the probabilities mean what they sa
 user reads and the fusion pools.
 
 - :func:`fit_temperature`: the ``T`` that maximises the likelihood of out-of-fold predictions;
-- :func:`tempered`: probabilities as the tempered network gives them;
-- :func:`temper_output`: a Keras classifier's output layer rescaled in place, so the saved model
-  gives the tempered probabilities itself.
+- :func:`fit_run_temperature`: ``train.calibrate``, a run's temperature fitted on its validation split
+  (``calibration.json``), which :class:`~emonet.inference.trained_run.TrainedRun` then applies;
+- :func:`emonet.nn.temperature.tempered` and :func:`~emonet.nn.temperature.temper_output` apply one.
 """
 
 import numpy as np
 import scipy.optimize
 
-from emonet.nn.names import OUTPUT_NAME
+from emonet.evaluation.evaluate import validation_readings
+from emonet.nn.temperature import FLOOR, temper_output, tempered
+
+__all__ = ["TEMPERATURE_BOUNDS", "fit_temperature", "fit_run_temperature", "temper_output", "tempered"]
 
 #: Temperatures :func:`fit_temperature` searches (log-uniformly).
 TEMPERATURE_BOUNDS = (0.25, 10.0)
-#: Probabilities are floored here before their log (a float32 softmax can round to 0).
-FLOOR = 1e-30
-
-
-def tempered(probabilities, temperature):
-    """``softmax(log(probabilities) / temperature)`` row by row: (n, C) probabilities -> (n, C) probabilities."""
-    logits = np.log(np.maximum(np.asarray(probabilities, np.float64), FLOOR)) / float(temperature)
-    logits -= logits.max(axis=1, keepdims=True)
-    out = np.exp(logits)
-    return out / out.sum(axis=1, keepdims=True)
-
 
 def fit_temperature(probabilities, labels):
     """The temperature that maximises the mean log-probability of ``labels`` under :func:`tempered`.
@@ -64,12 +56,41 @@ def fit_temperature(probabilities, labels):
     return float(np.exp(result.x))
 
 
-def temper_output(model, temperature):
-    """Divide the logits of ``model``'s softmax output layer (:data:`OUTPUT_NAME`) by ``temperature``, in place.
+def fit_run_temperature(run):
+    """``train.calibrate``: fit the temperature of a trained run on its validation split and write
+    ``calibration.json`` (atomically; the one file that makes the run calibrated).
 
-    The layer's kernel and bias are scaled by ``1 / temperature``: its probabilities become
-    :func:`tempered` of the old ones (up to float32 rounding). Returns ``model``.
+    The validation split is the one that chose the run's epochs: the decisions and the scores it gives
+    do not move (a temperature keeps the order of the classes), but the calibration figures the run's
+    own evaluation then reports are in-sample for ``T``; ``emonet evaluate`` on other data measures it.
+    A run that has ``calibration.json`` is left as it is (an interrupted run resumes).
+
+    Parameters
+    ----------
+    run : emonet.experiment.rundir.RunDir
+        A trained run (``model.keras`` written).
+
+    Returns
+    -------
+    dict
+        The content of ``calibration.json``: ``temperature`` (float), ``split``, ``n`` (clips), ``readings``
+        (1 + speed copies per clip), ``log_loss_before`` and ``log_loss_after`` (nats, on that split).
     """
-    layer = model.get_layer(OUTPUT_NAME)
-    layer.set_weights([w / np.float32(temperature) for w in layer.get_weights()])
-    return model
+    existing = run.read_json(run.calibration_path)
+    if existing is not None:
+        return existing
+    labels, readings, split = validation_readings(run)
+    temperature = fit_temperature(np.stack(readings), labels)
+    record = {"temperature": temperature, "split": split, "n": int(len(labels)), "readings": len(readings),
+              "log_loss_before": _log_loss(readings, labels, 1.0),
+              "log_loss_after": _log_loss(readings, labels, temperature)}
+    run.write_json(run.calibration_path, record)
+    return record
+
+
+def _log_loss(readings, labels, temperature):
+    """Mean negative log-probability (nats) of ``labels`` under the mean of the tempered readings."""
+    if len(labels) == 0:
+        return None
+    mean = np.mean([tempered(reading, temperature) for reading in readings], axis=0)
+    return float(-np.mean(np.log(np.maximum(mean[np.arange(len(labels)), labels], FLOOR))))

@@ -2,8 +2,9 @@
 
 :func:`train` checks and prepares the run folder (``config.yaml``, ``versions.json``), seeds
 Python, NumPy and TensorFlow, prepares the feature store, trains the stages and writes
-``timing.json``, then evaluates the run on its validation split
-(:func:`emonet.evaluation.evaluate.evaluate_run`).
+``timing.json``, with ``train.calibrate`` fits the temperature of its probabilities
+(:func:`emonet.training.calibration.fit_run_temperature`), then evaluates the run on its validation
+split (:func:`emonet.evaluation.evaluate.evaluate_run`).
 
 The stages, one class each, share a :class:`~emonet.training.context.RunContext`:
 
@@ -50,6 +51,7 @@ from emonet.experiment.config import load_config
 from emonet.experiment.rundir import RunDir, set_seeds
 from emonet.experiment.stores import prepare_store
 from emonet.training.branches import train_frames_only, train_joint
+from emonet.training.calibration import TEMPERATURE_BOUNDS, fit_run_temperature
 from emonet.training.context import RunContext
 from emonet.training.crossfit import CrossFitter
 
@@ -99,6 +101,13 @@ def train(cfg, *, resume=False, overwrite=False):
         train_stages(RunContext.open(cfg, run, store))
     seconds = time.perf_counter() - started
     run.write_timing(seconds)
+    if cfg.train.calibrate:
+        record = fit_run_temperature(run)
+        logger.info(f"calibrate: temperature {record['temperature']:.2f} on the {record['split']} split "
+                    f"(log-loss {record['log_loss_before']:.3f} -> {record['log_loss_after']:.3f} nats)")
+        if not TEMPERATURE_BOUNDS[0] * 1.01 < record["temperature"] < TEMPERATURE_BOUNDS[1] / 1.01:
+            logger.warning(f"warning: the temperature reached the end of its range {TEMPERATURE_BOUNDS} on "
+                           f"{record['n']} clips; a larger validation split would fit it better")
     evaluate_run(run)
     logger.info(f"trained in {seconds / 60:.1f} min -> {run.path}")
     return run.path
