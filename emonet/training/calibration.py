@@ -76,9 +76,8 @@ def fit_run_temperature(run):
         The content of ``calibration.json``: ``temperature`` (float), ``split``, ``n`` (clips), ``readings``
         (1 + speed copies per clip), ``log_loss_before`` and ``log_loss_after`` (nats, on that split).
     """
-    existing = run.read_json(run.calibration_path)
-    if existing is not None:
-        return existing
+    if run.temperature() is not None:  # ModelError for a broken record
+        return run.read_json(run.calibration_path)
     labels, readings, split = validation_readings(run)
     temperature = fit_temperature(np.stack(readings), labels)
     record = {"temperature": temperature, "split": split, "n": int(len(labels)), "readings": len(readings),
