@@ -7,7 +7,8 @@ some with audio), ``mead_video_only/`` (MEAD 256x256, no audio) and ``selfrecord
 (portrait phone clips) is extracted with the run's own settings and classified by the
 run's model (``emonet evaluate RUN --data FOLDER --layout L --no-baselines``). Contempt
 has no AFEW class and is left out by the layouts. The script reports accuracy and UAR per
-folder and over all clips pooled (the issue-9 target: >= 60% UAR pooled). None of these
+folder and over all clips pooled (the issue-9 target: >= 60% UAR pooled), and for the pooled
+clips how sure the model was (mean top probability, calibration error, log-loss). None of these
 clips is used for training or for any choice of the model.
 
 Run:  .venv/bin/python experiments/real_clips.py runs/ferplus_faces-seed0
@@ -60,7 +61,8 @@ def real_clip_record(run):
                      "true": [CLASSES[i] for i in y]})
     pooled = classification_report(np.concatenate(pooled_y), np.concatenate(pooled_p))
     record = {"run": str(run.path), "git_commit": run.versions().get("git_commit"), "config": run.config.to_dict(),
-              "folders": rows, "pooled": {k: pooled[k] for k in ("n", "accuracy", "uar", "macro_f1", "auc_ovo")},
+              "folders": rows, "pooled": {k: pooled[k] for k in ("n", "accuracy", "uar", "macro_f1", "auc_ovo", "mean_confidence",
+                                              "calibration_error", "log_loss")},
               "pooled_confusion_matrix": pooled["confusion_matrix"]}
     target = REPO / "experiments" / "results" / f"real_clips_{run.path.name}.json"
     target.write_text(json.dumps(record, indent=2) + "\n")
