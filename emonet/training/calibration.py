@@ -23,6 +23,7 @@ __all__ = ["TEMPERATURE_BOUNDS", "fit_temperature", "fit_run_temperature", "temp
 #: Temperatures :func:`fit_temperature` searches (log-uniformly).
 TEMPERATURE_BOUNDS = (0.25, 10.0)
 
+
 def fit_temperature(probabilities, labels):
     """The temperature that maximises the mean log-probability of ``labels`` under :func:`tempered`.
 
@@ -44,15 +45,9 @@ def fit_temperature(probabilities, labels):
         return 1.0
     readings = np.asarray(probabilities, np.float64)
     readings = readings[None] if readings.ndim == 2 else readings
-    rows = np.arange(len(labels))
-
-    def negative_log_likelihood(log_t):
-        mean = np.mean([tempered(p, np.exp(log_t)) for p in readings], axis=0)
-        return -np.mean(np.log(np.maximum(mean[rows, labels], FLOOR)))
-
     low, high = np.log(TEMPERATURE_BOUNDS)
-    result = scipy.optimize.minimize_scalar(negative_log_likelihood, bounds=(low, high), method="bounded",
-                                            options={"xatol": 1e-4})
+    result = scipy.optimize.minimize_scalar(lambda log_t: _log_loss(readings, labels, np.exp(log_t)),
+                                            bounds=(low, high), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(result.x))
 
 
@@ -88,7 +83,8 @@ def fit_run_temperature(run):
 
 
 def _log_loss(readings, labels, temperature):
-    """Mean negative log-probability (nats) of ``labels`` under the mean of the tempered readings."""
+    """Mean negative log-probability (nats) of ``labels`` (n,) under the mean of the K tempered readings
+    (K, n, C) (what :func:`fit_temperature` minimises); None when ``n`` is 0."""
     if len(labels) == 0:
         return None
     mean = np.mean([tempered(reading, temperature) for reading in readings], axis=0)
